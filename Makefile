@@ -1,0 +1,46 @@
+# One entry point for set-up, local run, tests and deployment. See README.md.
+SHELL := /bin/bash
+# The Lambda runtime is python3.13; pyenv machines select it with PYENV_VERSION.
+export PYENV_VERSION ?= 3.13.0
+export SAM_CLI_TELEMETRY := 0
+PYTHON ?= python3.13
+VENV := .venv
+TOOLS := .tools
+PY := $(VENV)/bin/python
+SAM := $(TOOLS)/bin/sam
+
+.PHONY: install run test lint build deploy bench clean
+
+install: $(VENV)/.installed $(TOOLS)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# The SAM CLI pins boto3 and Flask versions that clash with moto's, so it lives in its own venv.
+$(TOOLS)/.installed: tools-requirements.txt
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet -r tools-requirements.txt
+	touch $@
+
+run: install
+	$(PY) -m scripts.local_run
+
+test: install
+	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy layers/connectwise functions sandbox scripts
+
+build: install
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM) build
+
+deploy: build
+	$(SAM) deploy --guided
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .aws-sam out
