@@ -1,0 +1,36 @@
+"""Typed errors. Each carries ConnectWise's own message and says whether a retry may help."""
+
+
+class ConnectWiseError(Exception):
+    """Base class. `transient` is True when the same call may succeed later."""
+
+    transient = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class PsaError(ConnectWiseError):
+    """ConnectWise answered with a <PsaError> document; `message` is its first line."""
+
+
+class AuthenticationError(PsaError):
+    """ConnectWise rejected the member's company, username or password."""
+
+
+class UnknownBatchError(PsaError):
+    """ConnectWise does not know the GL batch id."""
+
+
+class TransportError(ConnectWiseError):
+    """The HTTP exchange failed: connection error, timeout or an error status."""
+
+    def __init__(self, message: str, status: int | None = None, transient: bool = True) -> None:
+        super().__init__(message)
+        self.status = status
+        self.transient = transient
+
+
+class DocumentError(ConnectWiseError):
+    """A document from ConnectWise (or a user) is malformed, hostile or fails validation."""
