@@ -7,103 +7,46 @@ Attributes the models do not know are kept as strings (`extra="allow"`), never d
 """
 
 from dataclasses import dataclass, field
+from functools import cache
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any
 from xml.etree.ElementTree import Element
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from connectwise import wire
 from connectwise.errors import DocumentError
 from connectwise.safexml import parse_xml
 
 
-def _decimal(value: Any) -> Decimal:
-    if isinstance(value, Decimal):
-        return value
-    try:
-        number = Decimal(str(value).strip().replace(",", ""))
-    except InvalidOperation:
-        raise ValueError(f"not a decimal amount: {value!r}") from None
-    if not number.is_finite():
-        raise ValueError(f"not a finite amount: {value!r}")
-    return number
+def _rate(value: Any) -> Any:
+    """`20.00%` and `20.000000` are both percentages: Decimal('20.00')."""
+    return value.strip().rstrip("%") if isinstance(value, str) else value
 
 
-def _optional_decimal(value: Any) -> Decimal | None:
-    return None if value in (None, "") else _decimal(value)
+def _ids(value: Any) -> Any:
+    return wire.parse_ids(value) if isinstance(value, str) else value
 
 
-def _rate(value: Any) -> Decimal | None:
-    """`20.00%` and `20.000000` both become Decimal('20.00...'): a percentage."""
-    if value in (None, ""):
-        return None
-    return _decimal(str(value).strip().rstrip("%"))
+def _us_datetime(value: Any) -> Any:
+    """`PurchaseDetail/@DocumentDate` is written `5/1/2014 5:21:58 AM` (site local time)."""
+    if isinstance(value, str) and "/" in value:
+        return datetime.strptime(value.strip(), "%m/%d/%Y %I:%M:%S %p")
+    return value
 
 
-def _optional_int(value: Any) -> int | None:
-    if value in (None, ""):
-        return None
-    text = str(value).strip()
-    if not text.lstrip("-").isdigit():
-        raise ValueError(f"not a whole number: {value!r}")
-    return int(text)
-
-
-def _flag(value: Any) -> bool | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"true", "y", "yes", "1"}:
-        return True
-    if text in {"false", "n", "no", "0"}:
-        return False
-    raise ValueError(f"not a flag (True/False/Y/N): {value!r}")
-
-
-def _ids(value: Any) -> list[int]:
-    if isinstance(value, list):
-        return [int(v) for v in value]
-    return wire.parse_ids(str(value))
-
-
-def _date(value: Any) -> date | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value).strip())
-
-
-def _datetime(value: Any) -> datetime | None:
-    """ConnectWise writes `PurchaseDetail/@DocumentDate` as `5/1/2014 5:21:58 AM` (site local time)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value
-    text = str(value).strip()
-    try:
-        return datetime.strptime(text, "%m/%d/%Y %I:%M:%S %p")
-    except ValueError:
-        return datetime.fromisoformat(text)
-
-
-# Decimals serialise as strings so JSON never turns money into a float.
-Money = Annotated[Decimal, BeforeValidator(_decimal), PlainSerializer(str, when_used="json")]
-OptDecimal = Annotated[
-    Decimal | None, BeforeValidator(_optional_decimal), PlainSerializer(lambda d: None if d is None else str(d), when_used="json")
-]
-Rate = Annotated[
-    Decimal | None, BeforeValidator(_rate), PlainSerializer(lambda d: None if d is None else str(d), when_used="json")
-]
-OptInt = Annotated[int | None, BeforeValidator(_optional_int)]
-Flag = Annotated[bool | None, BeforeValidator(_flag)]
+# Empty attributes are dropped before validation (see _attributes), so typed fields are None
+# when ConnectWise leaves them blank. Pydantic parses the rest natively: Decimal refuses NaN,
+# infinities and thousands separators; bool takes True/False/Y/N in any case.
+Money = Decimal
+OptDecimal = Decimal | None
+Rate = Annotated[Decimal | None, BeforeValidator(_rate)]
+OptInt = int | None
+Flag = bool | None
 IdList = Annotated[list[int], BeforeValidator(_ids)]
-CwDate = Annotated[date | None, BeforeValidator(_date)]
-CwDateTime = Annotated[datetime | None, BeforeValidator(_datetime)]
+CwDate = date | None
+CwDateTime = Annotated[datetime | None, BeforeValidator(_us_datetime)]
 
 
 class CwElement(BaseModel):
@@ -614,7 +557,7 @@ def parse_glexport(raw: bytes) -> GLBatch:
     if root.tag != "GLExport":
         raise DocumentError(f"expected a GLExport document, got <{root.tag}>")
     ignored: list[str] = []
-    values: dict[str, Any] = dict(root.attrib)
+    values = _attributes(root, GLExport)
     for section in root:
         if section.tag in _SECTIONS:
             field_name, record_tag, model = _SECTIONS[section.tag]
@@ -642,7 +585,7 @@ def _keep(child: Element, expected_tag: str, ignored: list[str]) -> bool:
 
 
 def _record(element: Element, model: type[CwElement], ignored: list[str]) -> Any:
-    values: dict[str, Any] = dict(element.attrib)
+    values = _attributes(element, model)
     children = _CHILDREN.get(element.tag, {})
     for child in element:
         if child.tag in children:
@@ -654,6 +597,17 @@ def _record(element: Element, model: type[CwElement], ignored: list[str]) -> Any
         return model.model_validate(values)
     except ValidationError as exc:
         raise DocumentError(_describe(element.tag, element, exc)) from None
+
+
+def _attributes(element: Element, model: type[CwElement]) -> dict[str, Any]:
+    """The element's attributes, leaving out blank ones of typed (non-text) fields."""
+    typed = _typed_fields(model)
+    return {name: value for name, value in element.attrib.items() if value or name not in typed}
+
+
+@cache
+def _typed_fields(model: type[CwElement]) -> frozenset[str]:
+    return frozenset(name for name, info in model.model_fields.items() if info.annotation is not str)
 
 
 def _describe(tag: str, element: Element, exc: ValidationError) -> str:

@@ -1,0 +1,269 @@
+"""The GL batch life cycle as plain functions: download, update (post), recreate.
+
+Each task takes a validated request and a `Services` bundle, so tests call it without Lambda.
+Money-safety rules (DESIGN.md) and where they are kept:
+
+* one batch per connection and kind at a time: `Ledger.claim` / the open-batch holders;
+* nothing looks complete before the ledger says so: outputs are written first, the batch is
+  recorded after, the event is published last;
+* a redelivered confirmation is a no-op: `Ledger.start_posting` returns a POSTED batch as is.
+"""
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from connectwise.accounting import AccountingClient, RecreateFilters
+from connectwise.errors import ConnectWiseError
+from connectwise.glexport import GLBatch
+from connector.errors import BatchStateError
+from connector.ledger import ABANDONED, DOWNLOADED, FAILED, OPEN, POSTED, BatchRecord, Ledger
+from connector.outputs import Notices, Store, batch_prefix
+from connector.settings import Settings
+
+Kind = Literal["invoices", "expenses", "procurement"]
+ConnectionName = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class DownloadRequest(BaseModel):
+    """What a schedule asks for: which connection, which kinds of unposted records."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    connection: str = ConnectionName
+    kinds: list[Kind] = Field(min_length=1)
+    thru_date: date | None = None
+    owner_level: str | None = None
+
+    @field_validator("kinds")
+    @classmethod
+    def _distinct(cls, kinds: list[Kind]) -> list[Kind]:
+        return sorted(set(kinds))
+
+
+class PostingConfirmation(BaseModel):
+    """The accounting system's word on a batch: posted (all or the listed GL entries) or abandon."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    connection: str = ConnectionName
+    batch_id: str = Field(min_length=1, max_length=64)
+    gl_entry_ids: list[int] | None = None
+    action: Literal["post", "abandon"] = "post"
+
+
+class RecreateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    connection: str = ConnectionName
+    batch_id: str = Field(min_length=1, max_length=64)
+    filters: RecreateFilters = Field(default_factory=RecreateFilters)
+    thru_date: date | None = None
+    owner_level: str | None = None
+
+
+@dataclass
+class Services:
+    settings: Settings
+    ledger: Ledger
+    store: Store
+    notices: Notices
+    client_for: Callable[[str], AccountingClient]
+    clock: Callable[[], float] = time.time
+    log: logging.Logger | Any = field(default_factory=lambda: logging.getLogger("connector"))
+
+
+def download_gl_batch(request: DownloadRequest, services: Services) -> dict[str, Any]:
+    """Download the unposted records of the requested kinds as one batch (or re-announce the open one)."""
+    ledger, log = services.ledger, services.log
+    now = int(services.clock())
+    token = uuid.uuid4().hex
+    holders = ledger.claim(request.connection, request.kinds, token, now, services.settings.stale_after_seconds)
+    if holders:
+        return _held(request, holders, services)
+
+    try:
+        client = services.client_for(request.connection)
+        batch = client.download_gl_batch(
+            invoices="invoices" in request.kinds,
+            expenses="expenses" in request.kinds,
+            procurement="procurement" in request.kinds,
+            thru_date=request.thru_date,
+            owner_level=request.owner_level,
+        )
+        if batch.is_empty:
+            ledger.release(request.connection, request.kinds, token)
+            log.info("nothing to export", extra={"connection": request.connection, "kinds": request.kinds})
+            return {"status": "empty", "connection": request.connection, "kinds": request.kinds}
+        counts = batch.counts()
+        record = BatchRecord(
+            connection=request.connection,
+            batch_id=batch.batch_id,
+            kinds=[kind for kind in request.kinds if counts[kind]],
+            status=DOWNLOADED,
+            created_at=now,
+            counts=counts,
+            totals={kind: str(total) for kind, total in batch.totals().items()},
+            keys=_write_batch(services.store, request.connection, batch, request),
+            gl_entry_count=len(batch.gl_entry_ids()),
+        )
+        ledger.record_download(record, token)
+        # Kinds that came back empty hold nothing: give them back to other schedules.
+        ledger.release(request.connection, [k for k in request.kinds if k not in record.kinds], token)
+    except BaseException:
+        ledger.release(request.connection, request.kinds, token)
+        raise
+    if batch.ignored_elements:
+        log.warning("GLExport had elements this connector does not model; they are kept in glexport.xml",
+                    extra={"batch_id": batch.batch_id, "elements": list(batch.ignored_elements)})
+    detail = _batch_detail(record) | {"reannounced": False}
+    services.notices.publish("GLBatchDownloaded", detail)
+    log.info("batch downloaded", extra=detail)
+    return {"status": "downloaded"} | detail
+
+
+def _held(request: DownloadRequest, holders: list[Any], services: Services) -> dict[str, Any]:
+    """Someone holds the kinds: re-announce open batches, or wait for the running download."""
+    batch_ids = sorted({h.batch_id for h in holders if h.state == OPEN})
+    if not batch_ids:
+        services.log.info("another download of these kinds is running; nothing to do",
+                          extra={"connection": request.connection, "kinds": request.kinds})
+        return {"status": "busy", "connection": request.connection, "kinds": request.kinds}
+    announced, blocked = [], []
+    for batch_id in batch_ids:
+        record = services.ledger.get(request.connection, batch_id)
+        if record is None:
+            continue
+        if record.status == FAILED:
+            blocked.append({"batch_id": batch_id, "error": record.error})
+            services.log.error(
+                "batch failed to post and still holds its records: re-send its confirmation or abandon it",
+                extra={"connection": request.connection, "batch_id": batch_id, "error": record.error},
+            )
+            continue
+        detail = _batch_detail(record) | {"reannounced": True}
+        services.notices.publish("GLBatchDownloaded", detail)
+        announced.append(batch_id)
+        services.log.info("open batch re-announced instead of a new download", extra=detail)
+    return {"status": "reannounced" if announced else "blocked", "connection": request.connection,
+            "batch_ids": announced, "blocked": blocked}
+
+
+def update_gl_batch(confirmation: PostingConfirmation, services: Services) -> dict[str, Any]:
+    """Apply a posting confirmation: add the posted GL entries to the batch on ConnectWise."""
+    ledger, log = services.ledger, services.log
+    conn, batch_id = confirmation.connection, confirmation.batch_id
+    record = ledger.get(conn, batch_id)
+    if record is None:
+        raise BatchStateError(f"unknown batch {batch_id} for connection {conn!r}: it was never downloaded here")
+    now = int(services.clock())
+    if confirmation.action == "abandon":
+        if record.status == ABANDONED:
+            return {"status": "already-abandoned", "connection": conn, "batch_id": batch_id}
+        ledger.abandon(record, now)
+        services.notices.publish("GLBatchAbandoned", {"connection": conn, "batch_id": batch_id})
+        log.warning("batch abandoned; its records go back to ConnectWise's unposted lists",
+                    extra={"connection": conn, "batch_id": batch_id})
+        return {"status": "abandoned", "connection": conn, "batch_id": batch_id}
+    if record.status == POSTED:
+        log.info("confirmation for a posted batch: nothing to do", extra={"connection": conn, "batch_id": batch_id})
+        return {"status": "already-posted", "connection": conn, "batch_id": batch_id}
+
+    ids = _ids_to_post(record, confirmation, services.store)
+    record = ledger.start_posting(conn, batch_id, now, services.settings.stale_after_seconds)
+    if record.status == POSTED:  # a concurrent delivery finished first
+        return {"status": "already-posted", "connection": conn, "batch_id": batch_id}
+    try:
+        services.client_for(conn).update_gl_batch(batch_id, ids)
+    except ConnectWiseError as exc:
+        if exc.transient:
+            ledger.abort_posting(record, int(services.clock()))
+            raise
+        ledger.fail_posting(record, exc.message, int(services.clock()))
+        detail = {"connection": conn, "batch_id": batch_id, "error": exc.message}
+        services.notices.publish("GLBatchFailed", detail)
+        log.error("ConnectWise refused the batch update", extra=detail)
+        return {"status": "failed"} | detail
+    except BaseException:
+        ledger.abort_posting(record, int(services.clock()))
+        raise
+    ledger.finish_posting(record, len(ids), int(services.clock()))
+    detail = {
+        "connection": conn,
+        "batch_id": batch_id,
+        "posted": len(ids),
+        "gl_entry_count": record.gl_entry_count,
+        "partial": len(ids) < record.gl_entry_count,
+    }
+    services.notices.publish("GLBatchPosted", detail)
+    log.info("batch posted", extra=detail)
+    return {"status": "posted"} | detail
+
+
+def _ids_to_post(record: BatchRecord, confirmation: PostingConfirmation, store: Store) -> list[int]:
+    manifest_ids = store.get_json(record.keys["manifest"])["gl_entry_ids"]
+    if confirmation.gl_entry_ids is None:
+        return list(manifest_ids)
+    given = sorted(set(confirmation.gl_entry_ids))
+    if not given:
+        raise BatchStateError(f"confirmation for batch {record.batch_id} lists no GL entry ids")
+    unknown = sorted(set(given) - set(manifest_ids))
+    if unknown:
+        shown = ", ".join(str(i) for i in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+        raise BatchStateError(f"GL entry ids not in batch {record.batch_id}: {shown}")
+    return given
+
+
+def recreate_gl_batch(request: RecreateRequest, services: Services) -> dict[str, Any]:
+    """Download an updated batch again, with filters; write it under the batch with the request."""
+    batch = services.client_for(request.connection).recreate_gl_batch(
+        request.batch_id, filters=request.filters, thru_date=request.thru_date, owner_level=request.owner_level
+    )
+    stamp = datetime.fromtimestamp(services.clock(), UTC).strftime("%Y%m%dT%H%M%SZ")
+    prefix = f"{batch_prefix(request.connection, request.batch_id)}recreated/{stamp}-{uuid.uuid4().hex[:6]}/"
+    store = services.store
+    keys = {
+        "glexport": store.put(prefix + "glexport.xml", batch.raw, "application/xml"),
+        "records": store.put_json_lines(prefix + "records.jsonl", batch.json_lines()),
+    }
+    keys["request"] = store.put_json(
+        prefix + "request.json", request.model_dump(mode="json") | {"summary": batch.summary(), "keys": dict(keys)}
+    )
+    detail = {"connection": request.connection, "keys": keys} | batch.summary()
+    services.notices.publish("GLBatchRecreated", detail)
+    services.log.info("batch recreated", extra=detail)
+    return {"status": "recreated"} | detail
+
+
+def _write_batch(store: Store, connection: str, batch: GLBatch, request: DownloadRequest) -> dict[str, str]:
+    """glexport.xml (byte for byte), records.jsonl and the manifest of GL entry ids."""
+    prefix = batch_prefix(connection, batch.batch_id)
+    keys = {
+        "glexport": store.put(prefix + "glexport.xml", batch.raw, "application/xml"),
+        "records": store.put_json_lines(prefix + "records.jsonl", batch.json_lines()),
+    }
+    keys["manifest"] = store.put_json(
+        prefix + "manifest.json",
+        {"connection": connection, "kinds": request.kinds, "gl_entry_ids": batch.gl_entry_ids()}
+        | batch.summary()
+        | {"keys": dict(keys)},
+    )
+    return keys
+
+
+def _batch_detail(record: BatchRecord) -> dict[str, Any]:
+    return {
+        "connection": record.connection,
+        "batch_id": record.batch_id,
+        "kinds": record.kinds,
+        "counts": record.counts,
+        "totals": record.totals,
+        "gl_entry_ids": record.gl_entry_count,
+        "keys": record.keys,
+    }

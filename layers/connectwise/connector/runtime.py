@@ -1,0 +1,75 @@
+"""What a Lambda handler needs: services built once per container, events parsed into models."""
+
+from functools import cache
+from typing import Any, TypeVar
+
+import boto3
+from aws_lambda_powertools import Logger
+from pydantic import BaseModel, ValidationError
+
+from connectwise.accounting import AccountingClient
+from connectwise.errors import ConnectWiseError
+from connector.errors import ConnectorError, InvalidRequestError, describe_validation
+from connector.gl_batches import Services
+from connector.ledger import Ledger
+from connector.outputs import Notices, Store
+from connector.secrets import load_connection
+from connector.settings import Settings
+
+logger = Logger(service="connectwise-connector")
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@cache
+def services() -> Services:
+    """Clients are created once per warm container; AWS_ENDPOINT_URL points them at moto locally."""
+    settings = Settings.from_env()
+    return Services(
+        settings=settings,
+        ledger=Ledger(boto3.client("dynamodb"), settings.table_name),
+        store=Store(boto3.client("s3"), settings.bucket_name),
+        notices=Notices(boto3.client("events"), settings.event_bus_name),
+        client_for=lambda name: AccountingClient(load_connection(name, settings)),
+        log=logger,
+    )
+
+
+def parse_request(event: Any, model: type[M]) -> M:
+    """The request from a bare payload (direct invoke, schedule Input) or an EventBridge envelope."""
+    payload = event.get("detail") if isinstance(event, dict) and "detail-type" in event else event
+    if not isinstance(payload, dict):
+        raise InvalidRequestError(f"{model.__name__}: expected a JSON object, got {type(payload).__name__}")
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise InvalidRequestError(f"invalid {model.__name__}: {describe_validation(exc)}") from None
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Connector and ConnectWise errors say whether a retry may help; anything else is retried."""
+    return isinstance(exc, ConnectorError | ConnectWiseError) and not exc.transient
+
+
+@cache
+def _sqs() -> Any:
+    return boto3.client("sqs")
+
+
+def reject(record: Any, error: str) -> None:
+    """Record a message that can never succeed: copy it to the DLQ with its error, then it is acked.
+
+    Without a DLQ to record it in, raise so the message is retried rather than lost.
+    """
+    queue_url = services().settings.dead_letter_queue_url
+    if not queue_url:
+        raise RuntimeError(f"cannot record rejected message {record.message_id}: DEAD_LETTER_QUEUE_URL not set")
+    _sqs().send_message(
+        QueueUrl=queue_url,
+        MessageBody=record.body,
+        MessageAttributes={
+            "error": {"DataType": "String", "StringValue": error[:1000]},
+            "original_message_id": {"DataType": "String", "StringValue": record.message_id},
+        },
+    )
+    logger.error("message rejected and copied to the DLQ", extra={"error": error, "message_id": record.message_id})

@@ -1,0 +1,1 @@
+"""A local ConnectWise sandbox: seeded data, ConnectWise's documented behaviour, switchable faults."""

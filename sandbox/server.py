@@ -1,0 +1,150 @@
+"""HTTP front of the sandbox: the GL page, a control API for faults, and a state view.
+
+Control API (loopback only, not part of ConnectWise):
+* `POST /_sandbox/faults` JSON: `latency_ms`, `statuses` (answer the next requests with these
+  HTTP statuses), `retry_after` (seconds, sent with 429/503), `hangs` and `hang_seconds` (the
+  next requests answer only after that long), `malformed` (the next replies are cut short).
+* `GET /_sandbox/state`: unposted invoice numbers, posted GL entry count, batches.
+"""
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from connectwise import wire
+from sandbox.accounting import AccountingInterface, Credentials
+from sandbox.data import generate
+
+
+@dataclass
+class Faults:
+    latency_ms: int = 0
+    statuses: list[int] = field(default_factory=list)
+    retry_after: int | None = None
+    hangs: int = 0
+    hang_seconds: float = 0.0
+    malformed: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def set(self, settings: dict[str, Any]) -> None:
+        with self.lock:
+            for key, value in settings.items():
+                if key == "lock" or not hasattr(self, key):
+                    raise ValueError(f"unknown fault {key!r}")
+                setattr(self, key, value)
+
+    def take(self) -> tuple[int | None, float, bool]:
+        """Which fault the next request gets: (status, hang seconds, malformed)."""
+        with self.lock:
+            status = self.statuses.pop(0) if self.statuses else None
+            hang = 0.0
+            if status is None and self.hangs:
+                self.hangs -= 1
+                hang = self.hang_seconds
+            malformed = False
+            if status is None and not hang and self.malformed:
+                self.malformed -= 1
+                malformed = True
+            return status, hang, malformed
+
+
+class SandboxServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, accounting: AccountingInterface, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__((host, port), _Handler)
+        self.accounting = accounting
+        self.faults = Faults()
+        self.requests_seen = 0
+        self._thread: threading.Thread | None = None
+
+    @property
+    def site_address(self) -> str:
+        host, port = self.server_address[:2]
+        return f"{host!s}:{port}"
+
+    def start(self) -> "SandboxServer":
+        self._thread = threading.Thread(target=self.serve_forever, name="connectwise-sandbox", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+def start_sandbox(seed: int = 1, port: int = 0, **sizes: int) -> SandboxServer:
+    """Start a sandbox in a background thread of this process (for tests and the local run)."""
+    return SandboxServer(AccountingInterface(generate(seed, **sizes), Credentials()), port=port).start()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: SandboxServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        """Quiet: the sandbox's callers print what matters."""
+
+    def do_GET(self) -> None:
+        if urlsplit(self.path).path == "/_sandbox/state":
+            accounting = self.server.accounting
+            with accounting.lock:
+                state = {
+                    "posted_entries": len(accounting.posted),
+                    "batches": sorted(set(accounting.posted.values())),
+                }
+            state["unposted_invoices"] = accounting.unposted_invoice_numbers()
+            self._reply(200, json.dumps(state).encode(), "application/json")
+        else:
+            self._reply(404, b"not found", "text/plain")
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        path = urlsplit(self.path).path
+        if path == "/_sandbox/faults":
+            try:
+                self.server.faults.set(json.loads(body))
+            except (ValueError, TypeError) as exc:
+                self._reply(400, str(exc).encode(), "text/plain")
+                return
+            self._reply(204, b"", "text/plain")
+            return
+        if path.lower().rstrip("/").endswith("/" + wire.PAGE_PATH.lower()):
+            self.server.requests_seen += 1
+            self._gl_page(body)
+            return
+        self._reply(404, b"not found", "text/plain")
+
+    def _gl_page(self, body: bytes) -> None:
+        faults = self.server.faults
+        if faults.latency_ms:
+            time.sleep(faults.latency_ms / 1000)
+        status, hang, malformed = faults.take()
+        if status is not None:
+            headers = {"Retry-After": str(faults.retry_after)} if faults.retry_after is not None else {}
+            self._reply(status, f"sandbox fault: HTTP {status}".encode(), "text/plain", headers)
+            return
+        if hang:
+            time.sleep(hang)
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        code, reply = self.server.accounting.handle(form)
+        if malformed:
+            reply = reply[: max(10, len(reply) // 2)]
+        self._reply(code, reply, "text/xml; charset=utf-8")
+
+    def _reply(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout test); nothing to tell it
