@@ -250,9 +250,8 @@ def _write_batch(store: Store, connection: str, batch: GLBatch, request: Downloa
     }
     keys["manifest"] = store.put_json(
         prefix + "manifest.json",
-        {"connection": connection, "kinds": request.kinds, "gl_entry_ids": batch.gl_entry_ids()}
-        | batch.summary()
-        | {"keys": dict(keys)},
+        batch.summary()
+        | {"connection": connection, "kinds": request.kinds, "keys": dict(keys), "gl_entry_ids": batch.gl_entry_ids()},
     )
     return keys
 

@@ -1,0 +1,115 @@
+"""Invoke the functions in-process with real Lambda event shapes (no Docker, no `sam local`)."""
+
+import importlib.util
+import json
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from scripts.local_aws import ACCOUNT, REGION, ROOT, Stack
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+@dataclass
+class LambdaContext:
+    function_name: str
+    memory_limit_in_mb: int = 1024
+    aws_request_id: str = ""
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 120_000
+
+
+def load_module(function_dir: str) -> ModuleType:
+    """Import functions/<dir>/app.py under a unique module name (every function's file is app.py)."""
+    path = ROOT / "functions" / function_dir / "app.py"
+    spec = importlib.util.spec_from_file_location(f"functions_{function_dir}_app", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def invoke(stack: Stack, logical_id: str, event: dict[str, Any]) -> Any:
+    """Run a function's handler with its template environment, as Lambda would."""
+    function = stack.functions[logical_id]
+    os.environ.update(function["environment"])
+    from connector.runtime import services
+
+    services.cache_clear()  # settings come from this function's environment
+    module = load_module(Path(function["code_uri"]).name)
+    handler: Handler = getattr(module, function["handler"].split(".", 1)[1])
+    return handler(event, LambdaContext(logical_id, aws_request_id=str(uuid.uuid4())))
+
+
+def poll_sqs(stack: Stack, queue_logical_id: str, function_logical_id: str, batch_size: int = 10) -> list[dict[str, Any]]:
+    """Deliver a queue's messages to a function the way an event source mapping does.
+
+    Messages not named in `batchItemFailures` are deleted; failed ones become visible again.
+    Returns the handler's responses, one per delivered batch.
+    """
+    sqs = stack.client("sqs")
+    url = stack.physical[queue_logical_id]
+    arn = stack.arns[queue_logical_id]
+    responses = []
+    while True:
+        messages = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=batch_size, AttributeNames=["All"], MessageAttributeNames=["All"]
+        ).get("Messages", [])
+        if not messages:
+            return responses
+        response = invoke(stack, function_logical_id, sqs_event(messages, arn))
+        responses.append(response)
+        failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
+        for message in messages:
+            if message["MessageId"] in failed:
+                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+            else:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        if failed:
+            return responses
+
+
+def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+    """The Lambda SQS event for messages as returned by ReceiveMessage."""
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": {
+                    name: {
+                        "stringValue": attr.get("StringValue"),
+                        "binaryValue": None,
+                        "stringListValues": [],
+                        "binaryListValues": [],
+                        "dataType": attr["DataType"],
+                    }
+                    for name, attr in m.get("MessageAttributes", {}).items()
+                },
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": REGION,
+            }
+            for m in messages
+        ]
+    }
+
+
+def schedule_input(stack: Stack, function_logical_id: str, event_name: str) -> dict[str, Any]:
+    """What a Schedule event with `Input` delivers: that JSON, exactly."""
+    event = stack.functions[function_logical_id]["events"][event_name]
+    result: dict[str, Any] = json.loads(event["Properties"]["Input"])
+    return result

@@ -1,0 +1,186 @@
+"""Local AWS for runs and tests: moto in server mode, resources created from template.yaml itself.
+
+Only the resource types the template declares for storage and messaging are created (tables,
+buckets, queues, event buses); functions are read for their handler and resolved environment.
+"""
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import yaml
+from moto.server import ThreadedMotoServer
+
+ROOT = Path(__file__).resolve().parent.parent
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+FAKE_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto's fake credentials
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML loader that keeps CloudFormation short-form tags as {"Fn::X": value}."""
+
+
+def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _tag)
+
+
+def load_template(path: Path = ROOT / "template.yaml") -> dict[str, Any]:
+    return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """A moto server on a free loopback port; yields its endpoint URL."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log on the console
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@dataclass
+class Stack:
+    """Physical names of the created resources and each function's resolved environment."""
+
+    endpoint: str
+    parameters: dict[str, str]
+    physical: dict[str, str] = field(default_factory=dict)  # logical id -> name / URL
+    arns: dict[str, str] = field(default_factory=dict)
+    functions: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION)
+
+    def function_env(self, logical_id: str) -> dict[str, str]:
+        return dict(self.functions[logical_id]["environment"])
+
+
+def create_stack(endpoint: str, parameters: dict[str, str], name: str = "local") -> Stack:
+    """Create the template's tables, bucket, queues and bus in moto; resolve function settings."""
+    template = load_template()
+    params = {key: str(spec.get("Default", "")) for key, spec in template.get("Parameters", {}).items()}
+    params |= parameters | {"AWS::StackName": name, "AWS::Region": REGION, "AWS::AccountId": ACCOUNT}
+    stack = Stack(endpoint, params)
+    resources = template["Resources"]
+    order = {"AWS::SQS::Queue": 0, "AWS::DynamoDB::Table": 1, "AWS::S3::Bucket": 1, "AWS::Events::EventBus": 1}
+    # Dead-letter queues first: a queue's redrive policy needs its DLQ's ARN.
+    creatable = sorted(
+        (lid for lid, res in resources.items() if res["Type"] in order),
+        key=lambda lid: (order[resources[lid]["Type"]], "RedrivePolicy" in resources[lid].get("Properties", {})),
+    )
+    for logical_id in creatable:
+        _create(stack, logical_id, resources[logical_id])
+    globals_env = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    for logical_id, res in resources.items():
+        if res["Type"] != "AWS::Serverless::Function":
+            continue
+        props = res["Properties"]
+        env = globals_env | props.get("Environment", {}).get("Variables", {})
+        stack.functions[logical_id] = {
+            "code_uri": props["CodeUri"],
+            "handler": props["Handler"],
+            "environment": {key: str(_resolve(stack, value)) for key, value in env.items()},
+            "events": {key: _resolve(stack, ev) for key, ev in props.get("Events", {}).items()},
+        }
+    return stack
+
+
+def _create(stack: Stack, logical_id: str, resource: dict[str, Any]) -> None:
+    kind, props = resource["Type"], _resolve(stack, resource.get("Properties", {}))
+    name = f"{stack.parameters['AWS::StackName']}-{logical_id}".lower()
+    if kind == "AWS::DynamoDB::Table":
+        stack.client("dynamodb").create_table(
+            TableName=name,
+            AttributeDefinitions=props["AttributeDefinitions"],
+            KeySchema=props["KeySchema"],
+            BillingMode=props["BillingMode"],
+        )
+        stack.physical[logical_id] = name
+        stack.arns[logical_id] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
+    elif kind == "AWS::S3::Bucket":
+        s3 = stack.client("s3")
+        s3.create_bucket(Bucket=name)
+        rules = [
+            {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"]}
+            for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        ]
+        s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
+        s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"])
+        stack.physical[logical_id] = name
+        stack.arns[logical_id] = f"arn:aws:s3:::{name}"
+    elif kind == "AWS::SQS::Queue":
+        attributes = {}
+        if "VisibilityTimeout" in props:
+            attributes["VisibilityTimeout"] = str(props["VisibilityTimeout"])
+        if "RedrivePolicy" in props:
+            attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
+        url = stack.client("sqs").create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        stack.physical[logical_id] = url
+        stack.arns[logical_id] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+    elif kind == "AWS::Events::EventBus":
+        bus = props["Name"]
+        arn = stack.client("events").create_event_bus(Name=bus)["EventBusArn"]
+        stack.physical[logical_id] = bus
+        stack.arns[logical_id] = arn
+
+
+def _resolve(stack: Stack, value: Any) -> Any:
+    """Resolve Ref, Fn::GetAtt and Fn::Sub against parameters and created resources."""
+    if isinstance(value, list):
+        return [_resolve(stack, v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "Ref" in value:
+        ref = value["Ref"]
+        return stack.parameters.get(ref) or stack.physical.get(ref) or ref
+    if "Fn::GetAtt" in value:
+        logical_id, attribute = value["Fn::GetAtt"]
+        if attribute == "Arn":
+            return stack.arns.get(logical_id, f"arn:local:{logical_id}")
+        if attribute == "QueueName":
+            return stack.physical.get(logical_id, "").rsplit("/", 1)[-1]
+        return f"{logical_id}.{attribute}"
+    if "Fn::Sub" in value:
+        def substitute(match: re.Match[str]) -> str:
+            token = match.group(1)
+            if "." in token:
+                logical_id, attribute = token.split(".", 1)
+                return str(_resolve(stack, {"Fn::GetAtt": [logical_id, attribute]}))
+            return str(_resolve(stack, {"Ref": token}))
+
+        return re.sub(r"\$\{([^}]+)\}", substitute, value["Fn::Sub"])
+    return {key: _resolve(stack, v) for key, v in value.items()}
+
+
+def use_endpoint(endpoint: str) -> None:
+    """Point every boto3 client of this process at moto, with fake credentials."""
+    os.environ.update(FAKE_AWS_ENV | {"AWS_ENDPOINT_URL": endpoint})

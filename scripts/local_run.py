@@ -1,0 +1,200 @@
+"""`make run`: the GL batch life cycle end to end, locally, with no AWS account.
+
+Starts moto (server mode) and the ConnectWise sandbox on free loopback ports, creates the
+resources from template.yaml, stores the sandbox login as the connection's secret, then runs:
+download -> the accounting system's confirmation through SQS -> update -> a second download
+that finds nothing new -> recreate. Prints a short report and mirrors S3 under out/.
+Everything started here is stopped on exit, Ctrl-C or failure.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scripts.lambda_local import invoke, poll_sqs, schedule_input
+from scripts.local_aws import ROOT, Stack, create_stack, moto_server, use_endpoint
+
+CONNECTION = "main"
+SANDBOX_LOGIN = {"company": "sandbox", "username": "accounting", "password": "sandbox-password"}
+
+
+@dataclass
+class LocalEnvironment:
+    stack: Stack
+    sandbox_site: str
+    observer_url: str
+
+    def events(self) -> list[dict[str, Any]]:
+        """Events the functions published, in order (drained from the observer queue)."""
+        sqs = self.stack.client("sqs")
+        seen = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=self.observer_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return seen
+            for message in batch:
+                seen.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.observer_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+@contextmanager
+def sandbox_process(seed: int = 1, invoices: int = 40) -> Iterator[str]:
+    """`python -m sandbox` on a free loopback port; yields host:port."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "--port", "0", "--seed", str(seed), "--invoices", str(invoices)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line.startswith("sandbox listening on "):
+            raise RuntimeError(f"sandbox did not start: {line!r}")
+        yield line.split()[3]
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@contextmanager
+def local_environment(sandbox_site: str | None = None, seed: int = 1, invoices: int = 40) -> Iterator[LocalEnvironment]:
+    with ExitStack() as stop:
+        endpoint = stop.enter_context(moto_server())
+        use_endpoint(endpoint)
+        site = sandbox_site or stop.enter_context(sandbox_process(seed, invoices))
+        secrets = _client(endpoint, "secretsmanager")
+        secret_value = SANDBOX_LOGIN | {"site": site, "use_ssl": False}
+        arn = secrets.create_secret(Name=f"connectwise/{CONNECTION}", SecretString=json.dumps(secret_value))["ARN"]
+        stack = create_stack(endpoint, {"ConnectionName": CONNECTION, "ConnectionSecretArn": arn})
+        yield LocalEnvironment(stack, site, _observe_events(stack))
+
+
+def _client(endpoint: str, service: str) -> Any:
+    import boto3
+
+    return boto3.client(service, endpoint_url=endpoint)
+
+
+def _observe_events(stack: Stack) -> str:
+    """A rule on the connector's bus copying every event to a queue, so the run can show them."""
+    sqs, events = stack.client("sqs"), stack.client("events")
+    url = sqs.create_queue(QueueName="local-event-observer")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = stack.physical["ConnectorEventBus"]
+    events.put_rule(Name="local-observer", EventBusName=bus, EventPattern=json.dumps({"source": ["connectwise.connector"]}))
+    events.put_targets(Rule="local-observer", EventBusName=bus, Targets=[{"Id": "observer", "Arn": arn}])
+    return url
+
+
+def run_life_cycle(env: LocalEnvironment) -> dict[str, Any]:
+    """Download, confirm through SQS, update, download again, recreate. Returns what happened."""
+    stack = env.stack
+    schedule_event = schedule_input(stack, "DownloadGLBatchFunction", "Nightly")
+    report: dict[str, Any] = {"schedule_event": schedule_event}
+
+    first = invoke(stack, "DownloadGLBatchFunction", schedule_event)
+    report["first_download"] = first
+    batch_id = first["batch_id"]
+
+    # The accounting system posted the batch and confirms it on the queue.
+    stack.client("sqs").send_message(
+        QueueUrl=stack.physical["ConfirmationQueue"],
+        MessageBody=json.dumps({"connection": CONNECTION, "batch_id": batch_id}),
+    )
+    report["update_responses"] = poll_sqs(stack, "ConfirmationQueue", "UpdateGLBatchFunction")
+    report["second_download"] = invoke(stack, "DownloadGLBatchFunction", schedule_event)
+
+    first_invoice_id = _first_invoice_id(stack, first)
+    report["recreate"] = invoke(
+        stack,
+        "RecreateGLBatchFunction",
+        {"connection": CONNECTION, "batch_id": batch_id, "filters": {"exclude_invoice_ids": [first_invoice_id]}},
+    )
+    report["ledger"] = _ledger_items(stack)
+    report["events"] = [{"detail-type": e["detail-type"], "batch_id": e["detail"].get("batch_id")} for e in env.events()]
+    return report
+
+
+def _first_invoice_id(stack: Stack, download: dict[str, Any]) -> int:
+    """The sandbox numbers invoices CW-<record id>; excluding one shows the recreate filters."""
+    s3 = stack.client("s3")
+    body = s3.get_object(Bucket=stack.physical["OutputBucket"], Key=download["keys"]["records"])["Body"].read()
+    for line in body.splitlines():
+        row = json.loads(line)
+        if row["element"] == "Transaction":
+            return int(row["DocumentNumber"].removeprefix("CW-"))
+    raise RuntimeError("the first batch has no invoice")
+
+
+def _ledger_items(stack: Stack) -> list[dict[str, Any]]:
+    items = stack.client("dynamodb").scan(TableName=stack.physical["LedgerTable"])["Items"]
+    return [
+        {"pk": item["pk"]["S"], "status": item.get("status", item.get("state", {"S": ""}))["S"]}
+        for item in sorted(items, key=lambda i: i["pk"]["S"])
+    ]
+
+
+def mirror_bucket(stack: Stack, target: Path) -> list[str]:
+    """Copy every object of the output bucket under target/ (replacing what was there)."""
+    shutil.rmtree(target, ignore_errors=True)
+    s3 = stack.client("s3")
+    bucket = stack.physical["OutputBucket"]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    for key in keys:
+        path = target / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    return keys
+
+
+def print_report(report: dict[str, Any], mirrored: list[str], out: Path) -> None:
+    first, second, recreate = report["first_download"], report["second_download"], report["recreate"]
+    print("\nConnectWise GL batch life cycle (local sandbox + moto)\n")
+    print(f"1. download      {first['status']:<12} batch {first['batch_id']}")
+    for kind in ("invoices", "expenses", "procurement"):
+        print(f"                 {kind:<12} {first['counts'][kind]:>5} records   total {first['totals'][kind]:>12}")
+    print(f"                 GL entries   {first['gl_entry_ids']:>5}")
+    for response in report["update_responses"]:
+        failures = response.get("batchItemFailures", [])
+        print(f"2. confirmation  {'delivered':<12} via SQS, failed items: {len(failures)}")
+    print(f"3. second run    {second['status']:<12} (records already posted are not downloaded again)")
+    print(f"4. recreate      {recreate['status']:<12} batch {recreate['batch_id']}: "
+          f"{recreate['counts']['invoices']} invoices (one excluded by filter), total {recreate['totals']['invoices']}")
+    print("\nLedger:")
+    for item in report["ledger"]:
+        print(f"   {item['pk']:<60} {item['status']}")
+    print("\nEvents published:")
+    for event in report["events"]:
+        print(f"   {event['detail-type']:<20} {event['batch_id'] or ''}")
+    print(f"\nS3 objects mirrored under {out}/ ({len(mirrored)}):")
+    for key in mirrored:
+        print(f"   {key}")
+
+
+def main() -> int:
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the report, not the JSON logs; INFO shows them
+    out = ROOT / "out"
+    try:
+        with local_environment() as env:
+            report = run_life_cycle(env)
+            mirrored = mirror_bucket(env.stack, out)
+    except KeyboardInterrupt:
+        print("interrupted; everything started was stopped", file=sys.stderr)
+        return 130
+    print_report(report, mirrored, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
