@@ -68,9 +68,12 @@ def sandbox_process(seed: int = 1, invoices: int = 40) -> Iterator[str]:
 
 
 @contextmanager
-def local_environment(sandbox_site: str | None = None, seed: int = 1, invoices: int = 40) -> Iterator[LocalEnvironment]:
+def local_environment(
+    sandbox_site: str | None = None, endpoint: str | None = None, seed: int = 1, invoices: int = 40
+) -> Iterator[LocalEnvironment]:
+    """moto (started here unless `endpoint` is given) + the sandbox + the template's resources."""
     with ExitStack() as stop:
-        endpoint = stop.enter_context(moto_server())
+        endpoint = endpoint or stop.enter_context(moto_server())
         use_endpoint(endpoint)
         site = sandbox_site or stop.enter_context(sandbox_process(seed, invoices))
         secrets = _client(endpoint, "secretsmanager")

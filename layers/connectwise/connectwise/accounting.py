@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from connectwise import wire
@@ -164,9 +165,9 @@ class AccountingClient:
         action = fields.get(wire.ACTION, "?")
         try:
             response = self.session.request(wire.METHOD, url, data=login | fields, timeout=self.timeout)
-        except requests.Timeout:
-            raise TransportError(f"{action}: ConnectWise did not answer within {self.timeout[1]:g} s") from None
         except requests.RequestException as exc:
+            if _timed_out(exc):
+                raise TransportError(f"{action}: ConnectWise did not answer within {self.timeout[1]:g} s") from None
             raise TransportError(f"{action}: cannot reach {url}: {type(exc).__name__}") from None
         body = response.content
         _raise_for_psa_error(body)
@@ -177,6 +178,12 @@ class AccountingClient:
                 transient=response.status_code in TRANSIENT_STATUSES,
             )
         return body
+
+
+def _timed_out(exc: requests.RequestException) -> bool:
+    """A timeout, also when urllib3 gave up retrying one (requests then raises ConnectionError)."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc, requests.Timeout) or isinstance(reason, ReadTimeoutError)
 
 
 def _raise_for_psa_error(body: bytes) -> None:

@@ -1,0 +1,50 @@
+"""Shared fixtures: one moto server per session (reset per test), a sandbox per test."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from connectwise.accounting import AccountingClient, Connection
+from sandbox.server import SandboxServer, start_sandbox
+from scripts.local_aws import moto_server
+from scripts.local_run import LocalEnvironment, local_environment
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT.parent / "shared" / "reference" / "samples"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    server = start_sandbox(seed=7, invoices=12, expenses=4, purchases=3)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def env(moto_endpoint: str, sandbox: SandboxServer) -> Iterator[LocalEnvironment]:
+    """Fresh AWS state (moto reset), the template's resources, a secret for the sandbox."""
+    from aws_lambda_powertools.utilities import parameters
+
+    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    parameters.clear_caches()
+    with local_environment(sandbox_site=sandbox.site_address, endpoint=moto_endpoint) as environment:
+        yield environment
+
+
+@pytest.fixture
+def client(sandbox: SandboxServer) -> AccountingClient:
+    return AccountingClient(sandbox_connection(sandbox), retries=2, backoff=0.01)
+
+
+def sandbox_connection(sandbox: SandboxServer, password: str = "sandbox-password") -> Connection:
+    return Connection(
+        company="sandbox", username="accounting", password=password, site=sandbox.site_address, use_ssl=False
+    )

@@ -1,0 +1,138 @@
+"""GLExport parsing: every sample, money as Decimal, id lists, hostile and malformed input."""
+
+from decimal import Decimal
+
+import pytest
+
+from connectwise.errors import DocumentError
+from connectwise.glexport import GLBatch, parse_glexport
+from tests.conftest import SAMPLES
+
+
+def sample(name: str) -> bytes:
+    return (SAMPLES / name).read_bytes()
+
+
+def test_invoice_sample_parses_with_money_as_decimal_and_ids_as_ints() -> None:
+    batch = parse_glexport(sample("glexport_invoices.xml"))
+    tx = batch.document.Transactions[0]
+    assert batch.batch_id == "4531905d-2e3e-428c-b5b6-0ea196534ba8"
+    assert tx.Total == Decimal("42.00") and isinstance(tx.Total, Decimal)
+    assert tx.GLEntryRecID == [1504, 1505, 1506, 1507, 1508, 1509]
+    assert [d.GLEntryRecID for d in tx.Details] == [[1503], [1510]]
+    assert [d.Total for d in tx.Details] == [Decimal("-35.00"), Decimal("-7.00")]
+    assert tx.Taxable is True and tx.UseAvalara is False  # Y / N
+    assert batch.document.ExportInvoices is True and batch.document.ExportExpenses is False
+    assert batch.document.Customers[0].TaxRate == Decimal("20.00")  # "20.00%"
+
+
+def test_summaries_of_the_three_samples() -> None:
+    assert parse_glexport(sample("glexport_invoices.xml")).summary() == {
+        "batch_id": "4531905d-2e3e-428c-b5b6-0ea196534ba8",
+        "counts": {"invoices": 1, "expenses": 0, "procurement": 0},
+        "totals": {"invoices": "42.00", "expenses": "0.00", "procurement": "0.00"},
+        "gl_entry_ids": 8,
+    }
+    expenses = parse_glexport(sample("glexport_expenses.xml"))
+    assert expenses.summary()["totals"]["expenses"] == "33.95"
+    assert expenses.gl_entry_ids() == [1132, 1138, 1139, 1140, 1141]
+    assert expenses.document.ExpenseBills is not None
+    assert expenses.document.ExpenseBills.NonReimbursableExpenseRecIDs == [1132, 1133, 1134, 1135, 1136, 1137]
+    procurement = parse_glexport(sample("glexport_procurement.xml"))
+    assert procurement.counts()["procurement"] == 2
+    assert procurement.totals()["procurement"] == Decimal("1122.50")
+    assert procurement.gl_entry_ids() == [1299, 1519]
+
+
+def test_purchase_detail_us_datetime_and_blank_amounts() -> None:
+    purchase = parse_glexport(sample("glexport_procurement.xml")).document.PurchaseTransactions[0]
+    assert purchase.FreightAmount is None  # FreightAmount=""
+    assert purchase.PurchaseDetails[0].DocumentDate is not None
+    assert purchase.PurchaseDetails[0].DocumentDate.isoformat() == "2014-05-01T05:21:58"
+
+
+def test_raw_document_is_kept_byte_for_byte() -> None:
+    raw = sample("glexport_procurement.xml")
+    assert parse_glexport(raw).raw is raw
+
+
+def test_json_lines_keep_money_as_strings() -> None:
+    rows = parse_glexport(sample("glexport_invoices.xml")).json_lines()
+    transaction = next(r for r in rows if r["element"] == "Transaction")
+    assert transaction["Total"] == "42.00"
+    assert transaction["Details"][1]["Total"] == "-7.00"
+    assert transaction["GLBatchID"] == "4531905d-2e3e-428c-b5b6-0ea196534ba8"
+
+
+def test_unknown_attributes_are_kept_and_unknown_elements_listed() -> None:
+    raw = sample("glexport_invoices.xml").replace(
+        b'<Transaction DocumentType="INVOICE"', b'<Transaction NewFromCW="x" DocumentType="INVOICE"'
+    ).replace(b"</GLExport>", b"<Payments/></GLExport>")
+    batch = parse_glexport(raw)
+    assert batch.document.Transactions[0].model_extra == {"NewFromCW": "x"}
+    assert batch.ignored_elements == ("Payments",)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (b'Total="42.00"', b'Total="forty-two"', "Transaction DocumentNumber=12331233: Total"),
+        (b'Total="42.00"', b'Total="NaN"', "Transaction DocumentNumber=12331233: Total"),
+        (b'GLEntryRecID="1503"', b'GLEntryRecID="15x3"', "GLEntryRecID"),
+        (b'Taxable="Y" TaxCode="1"', b'Taxable="maybe" TaxCode="1"', "Taxable"),
+    ],
+)
+def test_bad_values_name_the_record_and_the_field(old: bytes, new: bytes, message: str) -> None:
+    raw = sample("glexport_invoices.xml")
+    assert old in raw
+    with pytest.raises(DocumentError) as caught:
+        parse_glexport(raw.replace(old, new, 1))
+    assert message in caught.value.message
+
+
+def test_missing_total_is_an_error_not_zero() -> None:
+    raw = sample("glexport_expenses.xml").replace(b' Total="33.95"', b"")
+    with pytest.raises(DocumentError, match="ExpenseTransaction DocumentNumber=1132Admin1: Total"):
+        parse_glexport(raw)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b"<GLExport GLBatchID='x'><Transactions>",
+        b"not xml at all",
+        b"",
+    ],
+)
+def test_malformed_documents_raise_document_error(document: bytes) -> None:
+    with pytest.raises(DocumentError, match="not well-formed"):
+        parse_glexport(document)
+
+
+def test_wrong_root_is_refused() -> None:
+    with pytest.raises(DocumentError, match="expected a GLExport document, got <PsaData>"):
+        parse_glexport(sample("update_batch_success.xml"))
+
+
+def test_external_entity_is_refused_and_no_file_is_read(tmp_path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-MARKER")
+    doc = (
+        f'<?xml version="1.0"?><!DOCTYPE GLExport [<!ENTITY x SYSTEM "file://{secret}">]>'
+        '<GLExport GLBatchID="&x;"/>'
+    ).encode()
+    with pytest.raises(DocumentError, match="refused") as caught:
+        parse_glexport(doc)
+    assert "TOP-SECRET-MARKER" not in str(caught.value)
+
+
+def test_entity_expansion_bomb_is_refused() -> None:
+    entities = "".join(f'<!ENTITY e{i} "{f"&e{i - 1};" * 10}">' for i in range(1, 10))
+    doc = f'<?xml version="1.0"?><!DOCTYPE GLExport [<!ENTITY e0 "lol">{entities}]><GLExport GLBatchID="&e9;"/>'
+    with pytest.raises(DocumentError, match="refused"):
+        parse_glexport(doc.encode())
+
+
+def test_empty_export_is_empty() -> None:
+    batch = parse_glexport(b'<GLExport GLBatchID="b1" ExportInvoices="True"/>')
+    assert isinstance(batch, GLBatch) and batch.is_empty and batch.gl_entry_ids() == []
