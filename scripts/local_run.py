@@ -7,6 +7,7 @@ that finds nothing new -> recreate. Prints a short report and mirrors S3 under o
 Everything started here is stopped on exit, Ctrl-C or failure.
 """
 
+import argparse
 import json
 import os
 import shutil
@@ -185,9 +186,11 @@ def print_report(report: dict[str, Any], mirrored: list[str], out: Path) -> None
         print(f"   {key}")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.local_run", description=__doc__)
+    parser.add_argument("--out", type=Path, default=ROOT / "out", help="where to mirror the S3 objects")
+    out = parser.parse_args(argv).out
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the report, not the JSON logs; INFO shows them
-    out = ROOT / "out"
     try:
         with local_environment() as env:
             report = run_life_cycle(env)

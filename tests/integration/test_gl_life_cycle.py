@@ -373,3 +373,23 @@ def test_recreate_of_an_unknown_batch_is_a_clear_error(env: LocalEnvironment) ->
     with pytest.raises(UnknownBatchError, match="Cannot find GL batch nope"):
         invoke(env.stack, "RecreateGLBatchFunction", {"connection": "main", "batch_id": "nope"})
     assert s3_keys(env) == []
+
+
+def test_transient_failures_end_in_the_dlq_after_the_redrive_limit(env: LocalEnvironment) -> None:
+    batch_id = download(env)["batch_id"]
+    # Another invocation is mid-update (fresh POSTING): every delivery is a transient failure.
+    ledger = Ledger(env.stack.client("dynamodb"), env.stack.physical["LedgerTable"])
+    import time
+
+    ledger.start_posting("main", batch_id, int(time.time()), stale_after=300)
+    sqs = env.stack.client("sqs")
+    sqs.send_message(
+        QueueUrl=env.stack.physical["ConfirmationQueue"], MessageBody=json.dumps({"connection": "main", "batch_id": batch_id})
+    )
+    limit = int(env.stack.parameters["ConfirmationMaxReceiveCount"])
+    for _ in range(limit):
+        [response] = poll_sqs(env.stack, "ConfirmationQueue", "UpdateGLBatchFunction")
+        assert len(response["batchItemFailures"]) == 1
+    assert poll_sqs(env.stack, "ConfirmationQueue", "UpdateGLBatchFunction") == []
+    [dead] = dead_letters(env)
+    assert json.loads(dead["Body"])["batch_id"] == batch_id

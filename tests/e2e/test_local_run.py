@@ -1,0 +1,39 @@
+"""The `make run` pipeline end to end: sandbox process, moto server, real event shapes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from connectwise.glexport import parse_glexport
+from tests.conftest import ROOT
+
+
+@pytest.mark.slow
+def test_make_run_pipeline(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "scripts.local_run", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    report = result.stdout
+    assert "1. download      downloaded" in report
+    assert "2. confirmation  delivered    via SQS, failed items: 0" in report
+    assert "3. second run    empty" in report
+    assert "4. recreate      recreated" in report
+    assert "GLBatchDownloaded" in report and "GLBatchPosted" in report and "GLBatchRecreated" in report
+    assert " POSTED" in report
+
+    [batch_dir] = (out / "gl-batches" / "main").iterdir()
+    manifest = json.loads((batch_dir / "manifest.json").read_text())
+    downloaded = parse_glexport((batch_dir / "glexport.xml").read_bytes())
+    assert manifest["batch_id"] == downloaded.batch_id == batch_dir.name
+    assert manifest["gl_entry_ids"] == downloaded.gl_entry_ids()
+    [recreated_dir] = (batch_dir / "recreated").iterdir()
+    recreated = parse_glexport((recreated_dir / "glexport.xml").read_bytes())
+    assert recreated.counts()["invoices"] == downloaded.counts()["invoices"] - 1
+    assert f"total {manifest['totals']['invoices']:>12}" in report
+    assert "sandbox-password" not in result.stdout + result.stderr

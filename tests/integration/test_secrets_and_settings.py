@@ -1,0 +1,73 @@
+"""Connection secrets from Secrets Manager (moto) and settings from the environment."""
+
+import json
+
+import pytest
+from aws_lambda_powertools.utilities import parameters
+
+from connector.errors import ConfigurationError
+from connector.secrets import load_connection
+from connector.settings import Settings
+from scripts.local_run import LocalEnvironment
+
+
+def settings_for(env: LocalEnvironment) -> Settings:
+    return Settings(
+        table_name="t",
+        bucket_name="b",
+        event_bus_name="e",
+        connection_secrets=json.loads(env.stack.function_env("DownloadGLBatchFunction")["CONNECTION_SECRETS"]),
+    )
+
+
+def put_secret(env: LocalEnvironment, value: str) -> None:
+    env.stack.client("secretsmanager").put_secret_value(SecretId="connectwise/main", SecretString=value)
+    parameters.clear_caches()
+
+
+def test_the_secret_becomes_a_connection(env: LocalEnvironment) -> None:
+    connection = load_connection("main", settings_for(env))
+    assert connection.company == "sandbox" and connection.directory == "v4_6_release"
+    assert connection.password.get_secret_value() == "sandbox-password"
+    assert "sandbox-password" not in repr(connection) and "sandbox-password" not in str(connection.model_dump())
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("not json", "is not valid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        (json.dumps({"company": "c", "username": "u", "site": "h"}), "password: Field required"),
+        (
+            json.dumps({"company": "c", "username": "u", "password": "Hunter2-secret", "site": "h", "pwd": "x"}),
+            "pwd: Extra inputs are not permitted",
+        ),
+    ],
+)
+def test_invalid_secrets_are_clear_and_never_echo_values(env: LocalEnvironment, value: str, message: str) -> None:
+    put_secret(env, value)
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        load_connection("main", settings_for(env))
+    assert "secret of connection 'main'" in caught.value.message
+    assert "Hunter2-secret" not in caught.value.message
+
+
+def test_missing_secret_is_clear(env: LocalEnvironment) -> None:
+    settings = settings_for(env)
+    settings.connection_secrets["main"] = "connectwise/does-not-exist"
+    with pytest.raises(ConfigurationError, match="cannot read the secret of connection 'main'.*ResourceNotFound"):
+        load_connection("main", settings)
+
+
+def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEDGER_TABLE", "t")
+    monkeypatch.setenv("OUTPUT_BUCKET", "b")
+    monkeypatch.setenv("CONNECTION_SECRETS", '{"main": "arn:x"}')
+    assert Settings.from_env().connection_secrets == {"main": "arn:x"}
+    monkeypatch.setenv("CONNECTION_SECRETS", '["arn:x"]')
+    with pytest.raises(ConfigurationError, match="CONNECTION_SECRETS must map"):
+        Settings.from_env()
+    monkeypatch.setenv("CONNECTION_SECRETS", "{}")
+    monkeypatch.delenv("LEDGER_TABLE")
+    with pytest.raises(ConfigurationError, match="LEDGER_TABLE is not set"):
+        Settings.from_env()

@@ -1,0 +1,69 @@
+"""Sample events (events/) are real Lambda shapes and parse into the task requests."""
+
+import json
+
+import pytest
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsModel
+
+from connector.errors import InvalidRequestError
+from connector.gl_batches import DownloadRequest, PostingConfirmation, RecreateRequest
+from connector.runtime import parse_request
+from tests.conftest import ROOT
+
+EVENTS = ROOT / "events"
+
+
+def load(name: str) -> dict:
+    return json.loads((EVENTS / name).read_text())
+
+
+def test_one_sample_event_per_function() -> None:
+    functions = sorted(p.name for p in (ROOT / "functions").iterdir() if (p / "app.py").exists())
+    assert sorted(p.stem for p in EVENTS.glob("*.json")) == functions
+
+
+def test_download_event_is_the_schedule_input() -> None:
+    request = parse_request(load("download_gl_batch.json"), DownloadRequest)
+    assert request.kinds == ["expenses", "invoices", "procurement"]
+
+
+def test_update_event_is_an_sqs_event_of_confirmations() -> None:
+    event = load("update_gl_batch.json")
+    sqs = parse(event=event, model=SqsModel)
+    confirmation = parse_request(json.loads(sqs.Records[0].body), PostingConfirmation)
+    assert confirmation.gl_entry_ids == [1000, 1001, 1002]
+
+
+def test_recreate_event_is_an_eventbridge_event() -> None:
+    event = load("recreate_gl_batch.json")
+    assert parse(event=event, model=EventBridgeModel).detail_type == "RecreateGLBatch"
+    request = parse_request(event, RecreateRequest)
+    assert request.filters.exclude_invoice_ids == [30001]
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"connection": "main", "kinds": []}, "kinds: List should have at least 1 item"),
+        ({"connection": "main; drop", "kinds": ["invoices"]}, "connection: String should match pattern"),
+        ({"connection": "main", "kinds": ["invoices"], "thru_date": "yesterday"}, "thru_date"),
+        ({"connection": "main"}, "kinds: Field required"),
+    ],
+)
+def test_bad_download_requests_are_clear(payload: dict, message: str) -> None:
+    with pytest.raises(InvalidRequestError, match=message):
+        parse_request(payload, DownloadRequest)
+
+
+def test_errors_do_not_echo_input_values() -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        parse_request({"connection": "main", "batch_id": "b", "action": "s3cr3t-value"}, PostingConfirmation)
+    assert "s3cr3t-value" not in caught.value.message
+    assert "action" in caught.value.message
+
+
+def test_kinds_are_deduplicated() -> None:
+    request = parse_request({"connection": "main", "kinds": ["invoices", "invoices"]}, DownloadRequest)
+    assert request.kinds == ["invoices"]
+

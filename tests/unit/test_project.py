@@ -1,0 +1,106 @@
+"""The project's own promises: pins agree, the template says what the README says, lint passes."""
+
+import re
+import shutil
+import subprocess
+import tomllib
+
+import pytest
+
+from scripts.local_aws import load_template
+from tests.conftest import ROOT
+
+
+def pins(lines: list[str]) -> dict[str, str]:
+    found = {}
+    for line in lines:
+        match = re.match(r"^\s*([A-Za-z0-9_.-]+)(\[[^\]]*\])?==([^\s;]+)", line)
+        if match:
+            found[match.group(1).lower()] = match.group(3)
+    return found
+
+
+def test_layer_requirements_pin_the_same_versions_as_pyproject() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = pins(project["dependencies"])
+    layer = pins((ROOT / "layers/connectwise/requirements.txt").read_text().splitlines())
+    assert layer, "the layer requirements pin nothing"
+    assert {name: declared.get(name) for name in layer} == layer
+    assert all("==" in dep for dep in project["dependencies"] + project["optional-dependencies"]["dev"])
+
+
+def test_template_runtime_architecture_and_queue_settings() -> None:
+    template = load_template()
+    function_globals = template["Globals"]["Function"]
+    assert function_globals["Runtime"] == "python3.13"
+    assert function_globals["Architectures"] == ["arm64"]
+    resources = template["Resources"]
+    layer = resources["ConnectWiseLayer"]
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+    sqs_event = resources["UpdateGLBatchFunction"]["Properties"]["Events"]["Confirmations"]["Properties"]
+    assert sqs_event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queue = resources["ConfirmationQueue"]["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["ConfirmationDeadLetterQueue", "Arn"]}
+    assert queue["VisibilityTimeout"] >= 6 * function_globals["Timeout"]
+    bucket = resources["OutputBucket"]["Properties"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert resources["ConfirmationDeadLetterAlarm"]["Properties"]["Dimensions"][0]["Value"] == {
+        "Fn::GetAtt": ["ConfirmationDeadLetterQueue", "QueueName"]
+    }
+
+
+def test_policies_are_least_privilege() -> None:
+    resources = load_template()["Resources"]
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for policy in resource["Properties"]["Policies"]:
+            for statement in policy["Statement"]:
+                assert "*" not in statement["Action"] and not any(a.endswith(":*") for a in statement["Action"]), name
+                assert statement["Resource"] != "*", name
+
+
+def test_secrets_are_never_in_function_environment() -> None:
+    template = load_template()
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert not [key for key in variables if re.search("PASSWORD|PRIVATE|SECRET_VALUE", key)]
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name, path=str(ROOT / ".tools/bin")) or shutil.which(name, path=str(ROOT / ".venv/bin"))
+    if path is None:
+        pytest.fail(f"{name} is not installed; run make install")
+    return path
+
+
+def test_sam_validate_lint_passes() -> None:
+    result = subprocess.run(
+        [_tool("sam"), "validate", "--lint"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT / ".tools"), "SAM_CLI_TELEMETRY": "0"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cfn_lint_passes() -> None:
+    result = subprocess.run([_tool("cfn-lint"), "template.yaml"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_sam_build_puts_arm64_wheels_in_the_layer(tmp_path) -> None:
+    build_dir = tmp_path / "build"
+    python_dir = ROOT / ".venv" / "bin"
+    result = subprocess.run(
+        [_tool("sam"), "build", "--build-dir", str(build_dir)], cwd=ROOT, capture_output=True, text=True, timeout=600,
+        check=False,
+        env={"PATH": f"{python_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "SAM_CLI_TELEMETRY": "0"},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    layer = build_dir / "ConnectWiseLayer" / "python"
+    assert (layer / "connectwise" / "glexport.py").exists() and (layer / "connector" / "ledger.py").exists()
+    compiled = [p.name for p in layer.glob("pydantic_core/*.so")]
+    assert compiled and all("aarch64" in name for name in compiled), compiled
+    assert not (layer / "zeep").exists()  # the accounting functions do not carry the SOAP stack
+    for function in ("DownloadGLBatchFunction", "UpdateGLBatchFunction", "RecreateGLBatchFunction"):
+        assert (build_dir / function / "app.py").exists()
