@@ -1,6 +1,7 @@
 """`python -m sandbox --port N --seed S`: run the ConnectWise sandbox until interrupted."""
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -33,10 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         f"company={credentials.company} username={credentials.username}",
         flush=True,
     )
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
-    except KeyboardInterrupt:
-        pass
     server.stop()
     return 0
 

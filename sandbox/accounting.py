@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from connectwise import wire
+
 from sandbox import documents
 from sandbox.data import Expense, Invoice, PurchaseReceipt, Site
 
@@ -33,9 +34,8 @@ class AccountingInterface:
         self.posted: dict[int, str] = {}  # GL entry id -> batch id
         self.exported: set[str] = set()
         self.lock = threading.Lock()
-        self.all_entry_ids = {
-            i for record in [*site.invoices, *site.expenses, *site.purchases] for i in record.entry_ids()
-        }
+        records: list[Invoice | Expense | PurchaseReceipt] = [*site.invoices, *site.expenses, *site.purchases]
+        self.all_entry_ids = {i for record in records for i in record.entry_ids()}
 
     def handle(self, form: Mapping[str, str]) -> Reply:
         """Answer one POST of the GL page."""
@@ -92,7 +92,9 @@ class AccountingInterface:
         elsewhere = sorted(i for i in ids if self.posted.get(i, batch_id) != batch_id)
         if elsewhere:
             other = self.posted[elsewhere[0]]
-            return documents.psa_error(f"GLEntryRecID {elsewhere[0]} is already in batch {other}", "updateBatch")
+            return documents.psa_error(
+                f"GLEntryRecID {elsewhere[0]} is already in batch {other}", "updateBatch"
+            )
         for entry_id in ids:
             self.posted[entry_id] = batch_id
         return documents.psa_data(wire.UPDATE_SUCCESS)

@@ -150,7 +150,10 @@ def generate(seed: int = 1, invoices: int = 40, expenses: int = 10, purchases: i
 
     customers = [_company(rng, 100 + i, vendor=False) for i in range(max(3, invoices // 20 + 3))]
     vendors = [_company(rng, 900 + i, vendor=True) for i in range(3)]
-    members = [Member(f"m{i:02d}", rng.choice(("Ann", "Bo", "Cy", "Di")), rng.choice(("Lee", "Ng", "Ray"))) for i in range(4)]
+    members = [
+        Member(f"m{i:02d}", rng.choice(("Ann", "Bo", "Cy", "Di")), rng.choice(("Lee", "Ng", "Ray")))
+        for i in range(4)
+    ]
 
     site_invoices = []
     for i in range(invoices):
@@ -163,7 +166,11 @@ def generate(seed: int = 1, invoices: int = 40, expenses: int = 10, purchases: i
             lines.append(Line(entries(), item, description, -quantity, Decimal(price), -total, "4000", "RP"))
         taxable_total = -sum((line.total for line in lines), Decimal("0.00"))
         sales_tax = money(taxable_total * TAX_RATE / 100) if company.taxable else Decimal("0.00")
-        tax = Line(entries(), "", "Level 1 Sales Tax", Decimal("0"), Decimal("0"), -sales_tax, "2200", "ST") if sales_tax else None
+        tax = (
+            Line(entries(), "", "Level 1 Sales Tax", Decimal("0"), Decimal("0"), -sales_tax, "2200", "ST")
+            if sales_tax
+            else None
+        )
         invoice_id = 30001 + i
         site_invoices.append(
             Invoice(
@@ -189,9 +196,20 @@ def generate(seed: int = 1, invoices: int = 40, expenses: int = 10, purchases: i
         for _ in range(rng.randint(1, 3)):
             kind = rng.choice(("Mileage", "Meals", "Parking"))
             amount = money(Decimal(rng.randint(100, 9000)) / 100)
-            lines.append(Line(entries(2), "", kind, Decimal(1), amount, amount, "5000", "EE", rng.random() < 0.5))
+            lines.append(
+                Line(entries(2), "", kind, Decimal(1), amount, amount, "5000", "EE", rng.random() < 0.5)
+            )
         site_expenses.append(
-            Expense(1100 + i, member, company, rng.choice(LOCATIONS), BASE_DATE + timedelta(days=rng.randint(0, 59)), entries(), lines, company.currency)
+            Expense(
+                1100 + i,
+                member,
+                company,
+                rng.choice(LOCATIONS),
+                BASE_DATE + timedelta(days=rng.randint(0, 59)),
+                entries(),
+                lines,
+                company.currency,
+            )
         )
 
     site_purchases = []
@@ -202,7 +220,9 @@ def generate(seed: int = 1, invoices: int = 40, expenses: int = 10, purchases: i
             item, description, price = rng.choice(_PRODUCTS)
             quantity = Decimal(rng.randint(1, 50))
             cost = money(Decimal(price) / 2)
-            lines.append(Line(entries(), item, description, -quantity, cost, -money(quantity * cost), "1300", "RP"))
+            lines.append(
+                Line(entries(), item, description, -quantity, cost, -money(quantity * cost), "1300", "RP")
+            )
         day = BASE_DATE + timedelta(days=rng.randint(0, 59))
         site_purchases.append(
             PurchaseReceipt(
@@ -214,11 +234,15 @@ def generate(seed: int = 1, invoices: int = 40, expenses: int = 10, purchases: i
                 date=day,
                 lines=lines,
                 currency=vendor.currency,
-                received_at=datetime(day.year, day.month, day.day, rng.randint(6, 17), rng.randint(0, 59), rng.randint(0, 59)),
+                received_at=datetime(
+                    day.year, day.month, day.day, rng.randint(6, 17), rng.randint(0, 59), rng.randint(0, 59)
+                ),
             )
         )
 
-    return Site(customers, vendors, members, site_invoices, site_expenses, site_purchases, random.Random(seed + 7919))
+    return Site(
+        customers, vendors, members, site_invoices, site_expenses, site_purchases, random.Random(seed + 7919)
+    )
 
 
 def _company(rng: random.Random, company_id: int, vendor: bool) -> Company:

@@ -81,7 +81,9 @@ def glexport(
         section = SubElement(root, "Transactions")
         section.extend(_transaction(i) for i in invoices)
     if expenses:
-        non_reimbursable = [e.header_entry_ids[0] for e in expenses if not all(line.billable for line in e.lines)]
+        non_reimbursable = [
+            e.header_entry_ids[0] for e in expenses if not all(line.billable for line in e.lines)
+        ]
         section = SubElement(root, "ExpenseBills", {"NonReimbursableExpenseRecIDs": _ids(non_reimbursable)})
         section.extend(_expense(e) for e in expenses)
     if purchases:
@@ -118,8 +120,10 @@ def _member_vendor(member: Member) -> Element:
             "LastName": member.last_name,
             "AccountNumber": "",
         }
-        | {k: "" for k in ("SiteName", "AddressLine1", "AddressLine2", "AddressLine3", "City", "State")}
-        | {k: "" for k in ("PostalCode", "Country", "CountryCode", "PhoneNumber", "BillingTerms", "DueDays", "TaxGroup")},
+        | dict.fromkeys(("SiteName", "AddressLine1", "AddressLine2", "AddressLine3", "City", "State"), "")
+        | dict.fromkeys(
+            ("PostalCode", "Country", "CountryCode", "PhoneNumber", "BillingTerms", "DueDays", "TaxGroup"), ""
+        ),
     )
 
 
@@ -174,12 +178,16 @@ def _customer(company: Company) -> Element:
 
 def _ship(company: Company) -> dict[str, str]:
     address = _address(company)
-    return {
-        "ShipCompanyAccountNumber": company.account,
-        "ShipCompanyType": "Customer",
-        "ShipTaxID": "",
-        "ShipCompanyName": company.name,
-    } | {f"Ship{key}": value for key, value in address.items()} | {"ShipContactName": company.contact}
+    return (
+        {
+            "ShipCompanyAccountNumber": company.account,
+            "ShipCompanyType": "Customer",
+            "ShipTaxID": "",
+            "ShipCompanyName": company.name,
+        }
+        | {f"Ship{key}": value for key, value in address.items()}
+        | {"ShipContactName": company.contact}
+    )
 
 
 def _transaction(invoice: Invoice) -> Element:

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from connectwise import wire
+
 from sandbox.accounting import AccountingInterface, Credentials
 from sandbox.data import generate
 
@@ -86,7 +87,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: SandboxServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the sandbox's callers print what matters."""
 
     def do_GET(self) -> None:
@@ -137,7 +138,9 @@ class _Handler(BaseHTTPRequestHandler):
             reply = reply[: max(10, len(reply) // 2)]
         self._reply(code, reply, "text/xml; charset=utf-8")
 
-    def _reply(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+    def _reply(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)

@@ -51,7 +51,9 @@ def invoke(stack: Stack, logical_id: str, event: dict[str, Any]) -> Any:
     return handler(event, LambdaContext(logical_id, aws_request_id=str(uuid.uuid4())))
 
 
-def poll_sqs(stack: Stack, queue_logical_id: str, function_logical_id: str, batch_size: int = 10) -> list[dict[str, Any]]:
+def poll_sqs(
+    stack: Stack, queue_logical_id: str, function_logical_id: str, batch_size: int = 10
+) -> list[dict[str, Any]]:
     """Deliver a queue's messages to a function the way an event source mapping does.
 
     Messages not named in `batchItemFailures` are deleted; failed ones become visible again.
@@ -60,10 +62,13 @@ def poll_sqs(stack: Stack, queue_logical_id: str, function_logical_id: str, batc
     sqs = stack.client("sqs")
     url = stack.physical[queue_logical_id]
     arn = stack.arns[queue_logical_id]
-    responses = []
+    responses: list[dict[str, Any]] = []
     while True:
         messages = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=batch_size, AttributeNames=["All"], MessageAttributeNames=["All"]
+            QueueUrl=url,
+            MaxNumberOfMessages=batch_size,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
         ).get("Messages", [])
         if not messages:
             return responses
@@ -72,7 +77,9 @@ def poll_sqs(stack: Stack, queue_logical_id: str, function_logical_id: str, batc
         failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
         for message in messages:
             if message["MessageId"] in failed:
-                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+                sqs.change_message_visibility(
+                    QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                )
             else:
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         if failed:

@@ -23,14 +23,14 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto's fake credentials
+    "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": REGION,
     "AWS_REGION": REGION,
 }
 
 
-class _CfnLoader(yaml.SafeLoader):
+class _CfnLoader(yaml.SafeLoader):  # type: ignore[misc]
     """YAML loader that keeps CloudFormation short-form tags as {"Fn::X": value}."""
 
 
@@ -43,7 +43,7 @@ def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
     else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        value = loader.construct_mapping(node, deep=True)
     return {name: value}
 
 
@@ -51,7 +51,8 @@ _CfnLoader.add_multi_constructor("!", _tag)
 
 
 def load_template(path: Path = ROOT / "template.yaml") -> dict[str, Any]:
-    return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    template: dict[str, Any] = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    return template
 
 
 @contextmanager
@@ -91,11 +92,19 @@ def create_stack(endpoint: str, parameters: dict[str, str], name: str = "local")
     params |= parameters | {"AWS::StackName": name, "AWS::Region": REGION, "AWS::AccountId": ACCOUNT}
     stack = Stack(endpoint, params)
     resources = template["Resources"]
-    order = {"AWS::SQS::Queue": 0, "AWS::DynamoDB::Table": 1, "AWS::S3::Bucket": 1, "AWS::Events::EventBus": 1}
+    order = {
+        "AWS::SQS::Queue": 0,
+        "AWS::DynamoDB::Table": 1,
+        "AWS::S3::Bucket": 1,
+        "AWS::Events::EventBus": 1,
+    }
     # Dead-letter queues first: a queue's redrive policy needs its DLQ's ARN.
     creatable = sorted(
         (lid for lid, res in resources.items() if res["Type"] in order),
-        key=lambda lid: (order[resources[lid]["Type"]], "RedrivePolicy" in resources[lid].get("Properties", {})),
+        key=lambda lid: (
+            order[resources[lid]["Type"]],
+            "RedrivePolicy" in resources[lid].get("Properties", {}),
+        ),
     )
     for logical_id in creatable:
         _create(stack, logical_id, resources[logical_id])
@@ -134,7 +143,9 @@ def _create(stack: Stack, logical_id: str, resource: dict[str, Any]) -> None:
             for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
         ]
         s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
-        s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"])
+        s3.put_public_access_block(
+            Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
+        )
         stack.physical[logical_id] = name
         stack.arns[logical_id] = f"arn:aws:s3:::{name}"
     elif kind == "AWS::SQS::Queue":
@@ -170,6 +181,7 @@ def _resolve(stack: Stack, value: Any) -> Any:
             return stack.physical.get(logical_id, "").rsplit("/", 1)[-1]
         return f"{logical_id}.{attribute}"
     if "Fn::Sub" in value:
+
         def substitute(match: re.Match[str]) -> str:
             token = match.group(1)
             if "." in token:

@@ -35,9 +35,11 @@ class LocalEnvironment:
     def events(self) -> list[dict[str, Any]]:
         """Events the functions published, in order (drained from the observer queue)."""
         sqs = self.stack.client("sqs")
-        seen = []
+        seen: list[dict[str, Any]] = []
         while True:
-            batch = sqs.receive_message(QueueUrl=self.observer_url, MaxNumberOfMessages=10).get("Messages", [])
+            batch = sqs.receive_message(QueueUrl=self.observer_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
             if not batch:
                 return seen
             for message in batch:
@@ -79,7 +81,9 @@ def local_environment(
         site = sandbox_site or stop.enter_context(sandbox_process(seed, invoices))
         secrets = _client(endpoint, "secretsmanager")
         secret_value = SANDBOX_LOGIN | {"site": site, "use_ssl": False}
-        arn = secrets.create_secret(Name=f"connectwise/{CONNECTION}", SecretString=json.dumps(secret_value))["ARN"]
+        arn = secrets.create_secret(Name=f"connectwise/{CONNECTION}", SecretString=json.dumps(secret_value))[
+            "ARN"
+        ]
         stack = create_stack(endpoint, {"ConnectionName": CONNECTION, "ConnectionSecretArn": arn})
         yield LocalEnvironment(stack, site, _observe_events(stack))
 
@@ -96,9 +100,13 @@ def _observe_events(stack: Stack) -> str:
     url = sqs.create_queue(QueueName="local-event-observer")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     bus = stack.physical["ConnectorEventBus"]
-    events.put_rule(Name="local-observer", EventBusName=bus, EventPattern=json.dumps({"source": ["connectwise.connector"]}))
+    events.put_rule(
+        Name="local-observer",
+        EventBusName=bus,
+        EventPattern=json.dumps({"source": ["connectwise.connector"]}),
+    )
     events.put_targets(Rule="local-observer", EventBusName=bus, Targets=[{"Id": "observer", "Arn": arn}])
-    return url
+    return str(url)
 
 
 def run_life_cycle(env: LocalEnvironment) -> dict[str, Any]:
@@ -123,17 +131,25 @@ def run_life_cycle(env: LocalEnvironment) -> dict[str, Any]:
     report["recreate"] = invoke(
         stack,
         "RecreateGLBatchFunction",
-        {"connection": CONNECTION, "batch_id": batch_id, "filters": {"exclude_invoice_ids": [first_invoice_id]}},
+        {
+            "connection": CONNECTION,
+            "batch_id": batch_id,
+            "filters": {"exclude_invoice_ids": [first_invoice_id]},
+        },
     )
     report["ledger"] = _ledger_items(stack)
-    report["events"] = [{"detail-type": e["detail-type"], "batch_id": e["detail"].get("batch_id")} for e in env.events()]
+    report["events"] = [
+        {"detail-type": e["detail-type"], "batch_id": e["detail"].get("batch_id")} for e in env.events()
+    ]
     return report
 
 
 def _first_invoice_id(stack: Stack, download: dict[str, Any]) -> int:
     """The sandbox numbers invoices CW-<record id>; excluding one shows the recreate filters."""
     s3 = stack.client("s3")
-    body = s3.get_object(Bucket=stack.physical["OutputBucket"], Key=download["keys"]["records"])["Body"].read()
+    body = s3.get_object(Bucket=stack.physical["OutputBucket"], Key=download["keys"]["records"])[
+        "Body"
+    ].read()
     for line in body.splitlines():
         row = json.loads(line)
         if row["element"] == "Transaction":
@@ -167,14 +183,18 @@ def print_report(report: dict[str, Any], mirrored: list[str], out: Path) -> None
     print("\nConnectWise GL batch life cycle (local sandbox + moto)\n")
     print(f"1. download      {first['status']:<12} batch {first['batch_id']}")
     for kind in ("invoices", "expenses", "procurement"):
-        print(f"                 {kind:<12} {first['counts'][kind]:>5} records   total {first['totals'][kind]:>12}")
+        print(
+            f"                 {kind:<12} {first['counts'][kind]:>5} records   total {first['totals'][kind]:>12}"
+        )
     print(f"                 GL entries   {first['gl_entry_ids']:>5}")
     for response in report["update_responses"]:
         failures = response.get("batchItemFailures", [])
         print(f"2. confirmation  {'delivered':<12} via SQS, failed items: {len(failures)}")
     print(f"3. second run    {second['status']:<12} (records already posted are not downloaded again)")
-    print(f"4. recreate      {recreate['status']:<12} batch {recreate['batch_id']}: "
-          f"{recreate['counts']['invoices']} invoices (one excluded by filter), total {recreate['totals']['invoices']}")
+    print(
+        f"4. recreate      {recreate['status']:<12} batch {recreate['batch_id']}: "
+        f"{recreate['counts']['invoices']} invoices (one excluded by filter), total {recreate['totals']['invoices']}"
+    )
     print("\nLedger:")
     for item in report["ledger"]:
         print(f"   {item['pk']:<60} {item['status']}")

@@ -3,7 +3,6 @@
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from connector.gl_batches import DownloadRequest, download_gl_batch
 from connector.runtime import logger, parse_request, services
 

@@ -14,7 +14,6 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from connector.gl_batches import PostingConfirmation, update_gl_batch
 from connector.runtime import is_permanent, logger, parse_request, reject, services
 
@@ -40,4 +39,7 @@ def handle_confirmation(record: SQSRecord) -> dict[str, Any]:
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(event=event, record_handler=handle_confirmation, processor=processor, context=context)
+    response = process_partial_response(
+        event=event, record_handler=handle_confirmation, processor=processor, context=context
+    )
+    return dict(response)

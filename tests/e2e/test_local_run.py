@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from connectwise.glexport import parse_glexport
+
 from tests.conftest import ROOT
 
 
@@ -16,7 +16,11 @@ def test_make_run_pipeline(tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = subprocess.run(
         [sys.executable, "-m", "scripts.local_run", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     report = result.stdout

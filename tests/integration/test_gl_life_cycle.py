@@ -5,11 +5,11 @@ import threading
 from typing import Any
 
 import pytest
-
-from connectwise.errors import AuthenticationError, DocumentError, TransportError, UnknownBatchError
-from connectwise.glexport import parse_glexport
 from connector.errors import InvalidRequestError
 from connector.ledger import Ledger
+from connectwise.errors import AuthenticationError, DocumentError, TransportError, UnknownBatchError
+from connectwise.glexport import parse_glexport
+
 from sandbox.server import SandboxServer
 from scripts.lambda_local import invoke, poll_sqs
 from scripts.local_run import LocalEnvironment
@@ -53,7 +53,9 @@ def s3_keys(env: LocalEnvironment) -> list[str]:
 def dead_letters(env: LocalEnvironment) -> list[dict[str, Any]]:
     sqs = env.stack.client("sqs")
     reply = sqs.receive_message(
-        QueueUrl=env.stack.physical["ConfirmationDeadLetterQueue"], MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        QueueUrl=env.stack.physical["ConfirmationDeadLetterQueue"],
+        MaxNumberOfMessages=10,
+        MessageAttributeNames=["All"],
     )
     return reply.get("Messages", [])
 
@@ -91,7 +93,9 @@ def test_download_writes_outputs_records_the_batch_and_announces_it(env: LocalEn
     assert events[0]["detail"]["keys"]["manifest"] == prefix + "manifest.json"
 
 
-def test_glexport_in_s3_is_byte_for_byte_what_connectwise_sent(env: LocalEnvironment, sandbox: SandboxServer) -> None:
+def test_glexport_in_s3_is_byte_for_byte_what_connectwise_sent(
+    env: LocalEnvironment, sandbox: SandboxServer
+) -> None:
     sent: list[bytes] = []
     original = sandbox.accounting.export
 
@@ -112,7 +116,9 @@ def test_nothing_to_export_makes_no_batch_and_no_event(env: LocalEnvironment, sa
     assert detail_types(env) == []
 
 
-def test_open_batch_is_reannounced_instead_of_downloading_again(env: LocalEnvironment, sandbox: SandboxServer) -> None:
+def test_open_batch_is_reannounced_instead_of_downloading_again(
+    env: LocalEnvironment, sandbox: SandboxServer
+) -> None:
     first = download(env)
     requests_after_first = sandbox.requests_seen
     second = download(env)
@@ -123,7 +129,9 @@ def test_open_batch_is_reannounced_instead_of_downloading_again(env: LocalEnviro
     assert [e["detail"]["reannounced"] for e in events] == [False, True]
 
 
-def test_records_of_an_open_batch_are_not_handed_out_by_an_overlapping_schedule(env: LocalEnvironment) -> None:
+def test_records_of_an_open_batch_are_not_handed_out_by_an_overlapping_schedule(
+    env: LocalEnvironment,
+) -> None:
     first = download(env, {"connection": "main", "kinds": ["invoices"]})
     overlapping = download(env)  # invoices + expenses + procurement
     assert overlapping["status"] == "reannounced"
@@ -203,7 +211,9 @@ def test_connectwise_errors_release_the_claim(env: LocalEnvironment, sandbox: Sa
 def test_wrong_credentials_are_a_clear_error_without_the_secret(env: LocalEnvironment) -> None:
     secrets = env.stack.client("secretsmanager")
     value = json.loads(secrets.get_secret_value(SecretId="connectwise/main")["SecretString"])
-    secrets.put_secret_value(SecretId="connectwise/main", SecretString=json.dumps(value | {"password": "Wr0ng-Pa55"}))
+    secrets.put_secret_value(
+        SecretId="connectwise/main", SecretString=json.dumps(value | {"password": "Wr0ng-Pa55"})
+    )
     from aws_lambda_powertools.utilities import parameters
 
     parameters.clear_caches()
@@ -283,7 +293,9 @@ def test_unknown_batch_is_recorded_in_the_dlq_and_not_retried(env: LocalEnvironm
         ({"connection": "main", "batch_id": "x", "amount": 1}, "amount: Extra inputs are not permitted"),
     ],
 )
-def test_malformed_confirmation_goes_to_the_dlq_with_its_error(env: LocalEnvironment, body: Any, error: str) -> None:
+def test_malformed_confirmation_goes_to_the_dlq_with_its_error(
+    env: LocalEnvironment, body: Any, error: str
+) -> None:
     assert confirm(env, body) == [{"batchItemFailures": []}]
     [dead] = dead_letters(env)
     assert error in dead["MessageAttributes"]["error"]["StringValue"]
@@ -297,12 +309,15 @@ def test_ids_outside_the_batch_are_refused(env: LocalEnvironment) -> None:
     assert batches(env) == {f"batch#main#{batch_id}": "DOWNLOADED"}
 
 
-def test_transient_failure_is_retried_and_then_succeeds(env: LocalEnvironment, sandbox: SandboxServer) -> None:
+def test_transient_failure_is_retried_and_then_succeeds(
+    env: LocalEnvironment, sandbox: SandboxServer
+) -> None:
     batch_id = download(env)["batch_id"]
     sandbox.faults.set({"statuses": [503] * 4, "retry_after": 0})  # one try and three retries
     sqs = env.stack.client("sqs")
     sqs.send_message(
-        QueueUrl=env.stack.physical["ConfirmationQueue"], MessageBody=json.dumps({"connection": "main", "batch_id": batch_id})
+        QueueUrl=env.stack.physical["ConfirmationQueue"],
+        MessageBody=json.dumps({"connection": "main", "batch_id": batch_id}),
     )
     first = poll_sqs(env.stack, "ConfirmationQueue", "UpdateGLBatchFunction")
     assert len(first[0]["batchItemFailures"]) == 1
@@ -312,7 +327,9 @@ def test_transient_failure_is_retried_and_then_succeeds(env: LocalEnvironment, s
     assert batches(env) == {f"batch#main#{batch_id}": "POSTED"}
 
 
-def test_connectwise_refusal_fails_the_batch_which_keeps_its_records(env: LocalEnvironment, client: Any) -> None:
+def test_connectwise_refusal_fails_the_batch_which_keeps_its_records(
+    env: LocalEnvironment, client: Any
+) -> None:
     batch_id = download(env, {"connection": "main", "kinds": ["invoices"]})["batch_id"]
     # Someone posted the same GL entries in another batch directly on ConnectWise.
     other = client.download_gl_batch(invoices=True)
@@ -342,7 +359,11 @@ def test_recreate_writes_the_document_under_the_batch_with_the_filters(env: Loca
     confirm(env, {"connection": "main", "batch_id": first["batch_id"]})
     document = parse_glexport(s3_body(env, first["keys"]["glexport"])).document
     invoice_id = int(document.Transactions[0].DocumentNumber.removeprefix("CW-"))
-    request = {"connection": "main", "batch_id": first["batch_id"], "filters": {"exclude_invoice_ids": [invoice_id]}}
+    request = {
+        "connection": "main",
+        "batch_id": first["batch_id"],
+        "filters": {"exclude_invoice_ids": [invoice_id]},
+    }
     result = invoke(env.stack, "RecreateGLBatchFunction", request)
     assert result["status"] == "recreated" and result["counts"]["invoices"] == 11
     assert result["keys"]["glexport"].startswith(f"gl-batches/main/{first['batch_id']}/recreated/")
@@ -384,7 +405,8 @@ def test_transient_failures_end_in_the_dlq_after_the_redrive_limit(env: LocalEnv
     ledger.start_posting("main", batch_id, int(time.time()), stale_after=300)
     sqs = env.stack.client("sqs")
     sqs.send_message(
-        QueueUrl=env.stack.physical["ConfirmationQueue"], MessageBody=json.dumps({"connection": "main", "batch_id": batch_id})
+        QueueUrl=env.stack.physical["ConfirmationQueue"],
+        MessageBody=json.dumps({"connection": "main", "batch_id": batch_id}),
     )
     limit = int(env.stack.parameters["ConfirmationMaxReceiveCount"])
     for _ in range(limit):

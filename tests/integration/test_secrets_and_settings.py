@@ -4,10 +4,10 @@ import json
 
 import pytest
 from aws_lambda_powertools.utilities import parameters
-
 from connector.errors import ConfigurationError
 from connector.secrets import load_connection
 from connector.settings import Settings
+
 from scripts.local_run import LocalEnvironment
 
 
@@ -16,7 +16,9 @@ def settings_for(env: LocalEnvironment) -> Settings:
         table_name="t",
         bucket_name="b",
         event_bus_name="e",
-        connection_secrets=json.loads(env.stack.function_env("DownloadGLBatchFunction")["CONNECTION_SECRETS"]),
+        connection_secrets=json.loads(
+            env.stack.function_env("DownloadGLBatchFunction")["CONNECTION_SECRETS"]
+        ),
     )
 
 
@@ -29,7 +31,9 @@ def test_the_secret_becomes_a_connection(env: LocalEnvironment) -> None:
     connection = load_connection("main", settings_for(env))
     assert connection.company == "sandbox" and connection.directory == "v4_6_release"
     assert connection.password.get_secret_value() == "sandbox-password"
-    assert "sandbox-password" not in repr(connection) and "sandbox-password" not in str(connection.model_dump())
+    assert "sandbox-password" not in repr(connection) and "sandbox-password" not in str(
+        connection.model_dump()
+    )
 
 
 @pytest.mark.parametrize(
@@ -39,12 +43,16 @@ def test_the_secret_becomes_a_connection(env: LocalEnvironment) -> None:
         ("[1, 2]", "must be a JSON object"),
         (json.dumps({"company": "c", "username": "u", "site": "h"}), "password: Field required"),
         (
-            json.dumps({"company": "c", "username": "u", "password": "Hunter2-secret", "site": "h", "pwd": "x"}),
+            json.dumps(
+                {"company": "c", "username": "u", "password": "Hunter2-secret", "site": "h", "pwd": "x"}
+            ),
             "pwd: Extra inputs are not permitted",
         ),
     ],
 )
-def test_invalid_secrets_are_clear_and_never_echo_values(env: LocalEnvironment, value: str, message: str) -> None:
+def test_invalid_secrets_are_clear_and_never_echo_values(
+    env: LocalEnvironment, value: str, message: str
+) -> None:
     put_secret(env, value)
     with pytest.raises(ConfigurationError, match=message) as caught:
         load_connection("main", settings_for(env))
@@ -55,7 +63,9 @@ def test_invalid_secrets_are_clear_and_never_echo_values(env: LocalEnvironment, 
 def test_missing_secret_is_clear(env: LocalEnvironment) -> None:
     settings = settings_for(env)
     settings.connection_secrets["main"] = "connectwise/does-not-exist"
-    with pytest.raises(ConfigurationError, match="cannot read the secret of connection 'main'.*ResourceNotFound"):
+    with pytest.raises(
+        ConfigurationError, match=r"cannot read the secret of connection 'main'.*ResourceNotFound"
+    ):
         load_connection("main", settings)
 
 

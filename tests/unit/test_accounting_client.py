@@ -1,11 +1,11 @@
 """The Accounting Interface client against the sandbox: results, typed errors, retries."""
 
 import pytest
-from pydantic import ValidationError
-
 from connectwise import wire
 from connectwise.accounting import AccountingClient, Connection, RecreateFilters
 from connectwise.errors import AuthenticationError, DocumentError, PsaError, TransportError, UnknownBatchError
+from pydantic import ValidationError
+
 from sandbox.server import SandboxServer
 from tests.conftest import sandbox_connection
 
@@ -22,13 +22,19 @@ def test_download_update_and_recreate(client: AccountingClient, sandbox: Sandbox
     assert again.summary() == batch.summary()
 
 
-def test_recreate_applies_include_and_exclude_filters(client: AccountingClient, sandbox: SandboxServer) -> None:
+def test_recreate_applies_include_and_exclude_filters(
+    client: AccountingClient, sandbox: SandboxServer
+) -> None:
     batch = client.download_gl_batch(**ALL)
     client.update_gl_batch(batch.batch_id, batch.gl_entry_ids())
     invoice_ids = [int(t.DocumentNumber.removeprefix("CW-")) for t in batch.document.Transactions]
-    excluded = client.recreate_gl_batch(batch.batch_id, filters=RecreateFilters(exclude_invoice_ids=invoice_ids[:2]))
+    excluded = client.recreate_gl_batch(
+        batch.batch_id, filters=RecreateFilters(exclude_invoice_ids=invoice_ids[:2])
+    )
     assert excluded.counts()["invoices"] == 10
-    included = client.recreate_gl_batch(batch.batch_id, filters=RecreateFilters(include_invoice_ids=invoice_ids[:3]))
+    included = client.recreate_gl_batch(
+        batch.batch_id, filters=RecreateFilters(include_invoice_ids=invoice_ids[:3])
+    )
     assert [t.DocumentNumber for t in included.document.Transactions] == [f"CW-{i}" for i in invoice_ids[:3]]
 
 
@@ -44,7 +50,7 @@ def test_partial_update_leaves_the_rest_unposted(client: AccountingClient) -> No
 
 def test_empty_update_gives_connectwise_documented_error(client: AccountingClient) -> None:
     batch = client.download_gl_batch(invoices=True)
-    with pytest.raises(PsaError, match="^Cannot find GLEntryRecIDList to update$") as caught:
+    with pytest.raises(PsaError, match=r"^Cannot find GLEntryRecIDList to update$") as caught:
         client.update_gl_batch(batch.batch_id, [])
     assert not caught.value.transient
 
@@ -84,7 +90,9 @@ def test_429_honours_retry_after_and_succeeds(client: AccountingClient, sandbox:
     assert sandbox.requests_seen == 2
 
 
-def test_persistent_5xx_is_a_transient_transport_error(client: AccountingClient, sandbox: SandboxServer) -> None:
+def test_persistent_5xx_is_a_transient_transport_error(
+    client: AccountingClient, sandbox: SandboxServer
+) -> None:
     sandbox.faults.set({"statuses": [503] * 10, "retry_after": 0})
     with pytest.raises(TransportError) as caught:
         client.download_gl_batch(invoices=True)
@@ -103,7 +111,7 @@ def test_client_errors_are_not_retried(client: AccountingClient, sandbox: Sandbo
 def test_timeout_is_a_transient_error(sandbox: SandboxServer) -> None:
     client = AccountingClient(sandbox_connection(sandbox), timeout=(1, 0.3), retries=1, backoff=0)
     sandbox.faults.set({"hangs": 5, "hang_seconds": 1.0})
-    with pytest.raises(TransportError, match="did not answer within 0.3 s") as caught:
+    with pytest.raises(TransportError, match=r"did not answer within 0\.3 s") as caught:
         client.download_gl_batch(invoices=True)
     assert caught.value.transient
 
@@ -130,6 +138,9 @@ def test_https_is_required_except_for_loopback() -> None:
         Connection(company="c", username="u", password="p", site="cw.example.com", use_ssl=False)
     assert Connection(company="c", username="u", password="p", site="localhost:8080", use_ssl=False)
     secure = Connection(company="c", username="u", password="p", site="na.myconnectwise.net")
-    assert secure.url == "https://na.myconnectwise.net/v4_6_release/services/system_io/GLEntry/GeneralLedger.aspx"
+    assert (
+        secure.url
+        == "https://na.myconnectwise.net/v4_6_release/services/system_io/GLEntry/GeneralLedger.aspx"
+    )
     with pytest.raises(ValidationError, match="without scheme"):
         Connection(company="c", username="u", password="p", site="https://cw.example.com")

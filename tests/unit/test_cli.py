@@ -12,7 +12,11 @@ from tests.conftest import ROOT, SAMPLES
 def run_cli(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "connectwise", "glexport", str(path)],
-        capture_output=True, text=True, timeout=30, cwd=ROOT, check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+        check=False,
     )
 
 

@@ -5,10 +5,10 @@ import json
 import pytest
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsModel
-
 from connector.errors import InvalidRequestError
 from connector.gl_batches import DownloadRequest, PostingConfirmation, RecreateRequest
 from connector.runtime import parse_request
+
 from tests.conftest import ROOT
 
 EVENTS = ROOT / "events"
@@ -66,4 +66,3 @@ def test_errors_do_not_echo_input_values() -> None:
 def test_kinds_are_deduplicated() -> None:
     request = parse_request({"connection": "main", "kinds": ["invoices", "invoices"]}, DownloadRequest)
     assert request.kinds == ["invoices"]
-

@@ -3,9 +3,9 @@
 from decimal import Decimal
 
 import pytest
-
 from connectwise.errors import DocumentError
 from connectwise.glexport import GLBatch, parse_glexport
+
 from tests.conftest import SAMPLES
 
 
@@ -65,9 +65,11 @@ def test_json_lines_keep_money_as_strings() -> None:
 
 
 def test_unknown_attributes_are_kept_and_unknown_elements_listed() -> None:
-    raw = sample("glexport_invoices.xml").replace(
-        b'<Transaction DocumentType="INVOICE"', b'<Transaction NewFromCW="x" DocumentType="INVOICE"'
-    ).replace(b"</GLExport>", b"<Payments/></GLExport>")
+    raw = (
+        sample("glexport_invoices.xml")
+        .replace(b'<Transaction DocumentType="INVOICE"', b'<Transaction NewFromCW="x" DocumentType="INVOICE"')
+        .replace(b"</GLExport>", b"<Payments/></GLExport>")
+    )
     batch = parse_glexport(raw)
     assert batch.document.Transactions[0].model_extra == {"NewFromCW": "x"}
     assert batch.ignored_elements == ("Payments",)
@@ -128,7 +130,9 @@ def test_external_entity_is_refused_and_no_file_is_read(tmp_path) -> None:
 
 def test_entity_expansion_bomb_is_refused() -> None:
     entities = "".join(f'<!ENTITY e{i} "{f"&e{i - 1};" * 10}">' for i in range(1, 10))
-    doc = f'<?xml version="1.0"?><!DOCTYPE GLExport [<!ENTITY e0 "lol">{entities}]><GLExport GLBatchID="&e9;"/>'
+    doc = (
+        f'<?xml version="1.0"?><!DOCTYPE GLExport [<!ENTITY e0 "lol">{entities}]><GLExport GLBatchID="&e9;"/>'
+    )
     with pytest.raises(DocumentError, match="refused"):
         parse_glexport(doc.encode())
 

@@ -40,7 +40,9 @@ def test_template_runtime_architecture_and_queue_settings() -> None:
     sqs_event = resources["UpdateGLBatchFunction"]["Properties"]["Events"]["Confirmations"]["Properties"]
     assert sqs_event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     queue = resources["ConfirmationQueue"]["Properties"]
-    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["ConfirmationDeadLetterQueue", "Arn"]}
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["ConfirmationDeadLetterQueue", "Arn"]
+    }
     assert queue["VisibilityTimeout"] >= 6 * function_globals["Timeout"]
     bucket = resources["OutputBucket"]["Properties"]
     assert all(bucket["PublicAccessBlockConfiguration"].values())
@@ -57,7 +59,9 @@ def test_policies_are_least_privilege() -> None:
             continue
         for policy in resource["Properties"]["Policies"]:
             for statement in policy["Statement"]:
-                assert "*" not in statement["Action"] and not any(a.endswith(":*") for a in statement["Action"]), name
+                assert "*" not in statement["Action"] and not any(
+                    a.endswith(":*") for a in statement["Action"]
+                ), name
                 assert statement["Resource"] != "*", name
 
 
@@ -68,7 +72,9 @@ def test_secrets_are_never_in_function_environment() -> None:
 
 
 def _tool(name: str) -> str:
-    path = shutil.which(name, path=str(ROOT / ".tools/bin")) or shutil.which(name, path=str(ROOT / ".venv/bin"))
+    path = shutil.which(name, path=str(ROOT / ".tools/bin")) or shutil.which(
+        name, path=str(ROOT / ".venv/bin")
+    )
     if path is None:
         pytest.fail(f"{name} is not installed; run make install")
     return path
@@ -76,14 +82,26 @@ def _tool(name: str) -> str:
 
 def test_sam_validate_lint_passes() -> None:
     result = subprocess.run(
-        [_tool("sam"), "validate", "--lint"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        [_tool("sam"), "validate", "--lint"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
         env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT / ".tools"), "SAM_CLI_TELEMETRY": "0"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_cfn_lint_passes() -> None:
-    result = subprocess.run([_tool("cfn-lint"), "template.yaml"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [_tool("cfn-lint"), "template.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -92,7 +110,11 @@ def test_sam_build_puts_arm64_wheels_in_the_layer(tmp_path) -> None:
     build_dir = tmp_path / "build"
     python_dir = ROOT / ".venv" / "bin"
     result = subprocess.run(
-        [_tool("sam"), "build", "--build-dir", str(build_dir)], cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [_tool("sam"), "build", "--build-dir", str(build_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
         check=False,
         env={"PATH": f"{python_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "SAM_CLI_TELEMETRY": "0"},
     )
@@ -104,3 +126,23 @@ def test_sam_build_puts_arm64_wheels_in_the_layer(tmp_path) -> None:
     assert not (layer / "zeep").exists()  # the accounting functions do not carry the SOAP stack
     for function in ("DownloadGLBatchFunction", "UpdateGLBatchFunction", "RecreateGLBatchFunction"):
         assert (build_dir / function / "app.py").exists()
+
+
+@pytest.mark.slow
+def test_lint_passes() -> None:
+    """`make lint` as a test, so CI keeps ruff and mypy green."""
+    venv = ROOT / ".venv" / "bin"
+    for command in (
+        [venv / "ruff", "check", "."],
+        [venv / "ruff", "format", "--check", "."],
+        [venv / "mypy", "layers/connectwise", "functions", "sandbox", "scripts"],
+    ):
+        result = subprocess.run(
+            [str(part) for part in command],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
 from connectwise.accounting import AccountingClient, RecreateFilters
 from connectwise.errors import ConnectWiseError
 from connectwise.glexport import GLBatch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
 from connector.errors import BatchStateError
 from connector.ledger import ABANDONED, DOWNLOADED, FAILED, OPEN, POSTED, BatchRecord, Ledger
 from connector.outputs import Notices, Store, batch_prefix
@@ -84,7 +84,9 @@ def download_gl_batch(request: DownloadRequest, services: Services) -> dict[str,
     ledger, log = services.ledger, services.log
     now = int(services.clock())
     token = uuid.uuid4().hex
-    holders = ledger.claim(request.connection, request.kinds, token, now, services.settings.stale_after_seconds)
+    holders = ledger.claim(
+        request.connection, request.kinds, token, now, services.settings.stale_after_seconds
+    )
     if holders:
         return _held(request, holders, services)
 
@@ -120,8 +122,10 @@ def download_gl_batch(request: DownloadRequest, services: Services) -> dict[str,
         ledger.release(request.connection, request.kinds, token)
         raise
     if batch.ignored_elements:
-        log.warning("GLExport had elements this connector does not model; they are kept in glexport.xml",
-                    extra={"batch_id": batch.batch_id, "elements": list(batch.ignored_elements)})
+        log.warning(
+            "GLExport had elements this connector does not model; they are kept in glexport.xml",
+            extra={"batch_id": batch.batch_id, "elements": list(batch.ignored_elements)},
+        )
     detail = _batch_detail(record) | {"reannounced": False}
     services.notices.publish("GLBatchDownloaded", detail)
     log.info("batch downloaded", extra=detail)
@@ -132,8 +136,10 @@ def _held(request: DownloadRequest, holders: list[Any], services: Services) -> d
     """Someone holds the kinds: re-announce open batches, or wait for the running download."""
     batch_ids = sorted({h.batch_id for h in holders if h.state == OPEN})
     if not batch_ids:
-        services.log.info("another download of these kinds is running; nothing to do",
-                          extra={"connection": request.connection, "kinds": request.kinds})
+        services.log.info(
+            "another download of these kinds is running; nothing to do",
+            extra={"connection": request.connection, "kinds": request.kinds},
+        )
         return {"status": "busy", "connection": request.connection, "kinds": request.kinds}
     announced, blocked = [], []
     for batch_id in batch_ids:
@@ -151,8 +157,12 @@ def _held(request: DownloadRequest, holders: list[Any], services: Services) -> d
         services.notices.publish("GLBatchDownloaded", detail)
         announced.append(batch_id)
         services.log.info("open batch re-announced instead of a new download", extra=detail)
-    return {"status": "reannounced" if announced else "blocked", "connection": request.connection,
-            "batch_ids": announced, "blocked": blocked}
+    return {
+        "status": "reannounced" if announced else "blocked",
+        "connection": request.connection,
+        "batch_ids": announced,
+        "blocked": blocked,
+    }
 
 
 def update_gl_batch(confirmation: PostingConfirmation, services: Services) -> dict[str, Any]:
@@ -161,18 +171,24 @@ def update_gl_batch(confirmation: PostingConfirmation, services: Services) -> di
     conn, batch_id = confirmation.connection, confirmation.batch_id
     record = ledger.get(conn, batch_id)
     if record is None:
-        raise BatchStateError(f"unknown batch {batch_id} for connection {conn!r}: it was never downloaded here")
+        raise BatchStateError(
+            f"unknown batch {batch_id} for connection {conn!r}: it was never downloaded here"
+        )
     now = int(services.clock())
     if confirmation.action == "abandon":
         if record.status == ABANDONED:
             return {"status": "already-abandoned", "connection": conn, "batch_id": batch_id}
         ledger.abandon(record, now)
         services.notices.publish("GLBatchAbandoned", {"connection": conn, "batch_id": batch_id})
-        log.warning("batch abandoned; its records go back to ConnectWise's unposted lists",
-                    extra={"connection": conn, "batch_id": batch_id})
+        log.warning(
+            "batch abandoned; its records go back to ConnectWise's unposted lists",
+            extra={"connection": conn, "batch_id": batch_id},
+        )
         return {"status": "abandoned", "connection": conn, "batch_id": batch_id}
     if record.status == POSTED:
-        log.info("confirmation for a posted batch: nothing to do", extra={"connection": conn, "batch_id": batch_id})
+        log.info(
+            "confirmation for a posted batch: nothing to do", extra={"connection": conn, "batch_id": batch_id}
+        )
         return {"status": "already-posted", "connection": conn, "batch_id": batch_id}
 
     ids = _ids_to_post(record, confirmation, services.store)
@@ -186,10 +202,10 @@ def update_gl_batch(confirmation: PostingConfirmation, services: Services) -> di
             ledger.abort_posting(record, int(services.clock()))
             raise
         ledger.fail_posting(record, exc.message, int(services.clock()))
-        detail = {"connection": conn, "batch_id": batch_id, "error": exc.message}
-        services.notices.publish("GLBatchFailed", detail)
-        log.error("ConnectWise refused the batch update", extra=detail)
-        return {"status": "failed"} | detail
+        failure = {"connection": conn, "batch_id": batch_id, "error": exc.message}
+        services.notices.publish("GLBatchFailed", failure)
+        log.error("ConnectWise refused the batch update", extra=failure)
+        return {"status": "failed"} | failure
     except BaseException:
         ledger.abort_posting(record, int(services.clock()))
         raise
@@ -223,7 +239,10 @@ def _ids_to_post(record: BatchRecord, confirmation: PostingConfirmation, store: 
 def recreate_gl_batch(request: RecreateRequest, services: Services) -> dict[str, Any]:
     """Download an updated batch again, with filters; write it under the batch with the request."""
     batch = services.client_for(request.connection).recreate_gl_batch(
-        request.batch_id, filters=request.filters, thru_date=request.thru_date, owner_level=request.owner_level
+        request.batch_id,
+        filters=request.filters,
+        thru_date=request.thru_date,
+        owner_level=request.owner_level,
     )
     stamp = datetime.fromtimestamp(services.clock(), UTC).strftime("%Y%m%dT%H%M%SZ")
     prefix = f"{batch_prefix(request.connection, request.batch_id)}recreated/{stamp}-{uuid.uuid4().hex[:6]}/"
@@ -233,7 +252,8 @@ def recreate_gl_batch(request: RecreateRequest, services: Services) -> dict[str,
         "records": store.put_json_lines(prefix + "records.jsonl", batch.json_lines()),
     }
     keys["request"] = store.put_json(
-        prefix + "request.json", request.model_dump(mode="json") | {"summary": batch.summary(), "keys": dict(keys)}
+        prefix + "request.json",
+        request.model_dump(mode="json") | {"summary": batch.summary(), "keys": dict(keys)},
     )
     detail = {"connection": request.connection, "keys": keys} | batch.summary()
     services.notices.publish("GLBatchRecreated", detail)
@@ -251,7 +271,12 @@ def _write_batch(store: Store, connection: str, batch: GLBatch, request: Downloa
     keys["manifest"] = store.put_json(
         prefix + "manifest.json",
         batch.summary()
-        | {"connection": connection, "kinds": request.kinds, "keys": dict(keys), "gl_entry_ids": batch.gl_entry_ids()},
+        | {
+            "connection": connection,
+            "kinds": request.kinds,
+            "keys": dict(keys),
+            "gl_entry_ids": batch.gl_entry_ids(),
+        },
     )
     return keys
 

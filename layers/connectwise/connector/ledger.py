@@ -106,7 +106,9 @@ class Ledger:
 
     # --- claims on kinds -------------------------------------------------------------------
 
-    def claim(self, connection: str, kinds: Sequence[str], token: str, now: int, stale_after: int) -> list[Holder]:
+    def claim(
+        self, connection: str, kinds: Sequence[str], token: str, now: int, stale_after: int
+    ) -> list[Holder]:
         """Claim every kind for a download, all or nothing.
 
         Returns [] when the claim is taken, else the current holders. A `downloading` claim older
@@ -143,10 +145,17 @@ class Ledger:
     def holders(self, connection: str, kinds: Iterable[str]) -> list[Holder]:
         holders = []
         for kind in kinds:
-            item = self.db.get_item(TableName=self.table, Key=open_key(connection, kind), ConsistentRead=True).get("Item")
+            item = self.db.get_item(
+                TableName=self.table, Key=open_key(connection, kind), ConsistentRead=True
+            ).get("Item")
             if item:
                 holders.append(
-                    Holder(kind, item["state"]["S"], item.get("batch_id", {"S": ""})["S"], int(item["since"]["N"]))
+                    Holder(
+                        kind,
+                        item["state"]["S"],
+                        item.get("batch_id", {"S": ""})["S"],
+                        int(item["since"]["N"]),
+                    )
                 )
         return holders
 
@@ -209,7 +218,9 @@ class Ledger:
             raise
 
     def get(self, connection: str, batch_id: str) -> BatchRecord | None:
-        item = self.db.get_item(TableName=self.table, Key=batch_key(connection, batch_id), ConsistentRead=True).get("Item")
+        item = self.db.get_item(
+            TableName=self.table, Key=batch_key(connection, batch_id), ConsistentRead=True
+        ).get("Item")
         return BatchRecord.from_item(item) if item else None
 
     def start_posting(self, connection: str, batch_id: str, now: int, stale_after: int) -> BatchRecord:
@@ -297,7 +308,9 @@ class Ledger:
             if _code(exc) != "ConditionalCheckFailedException":
                 raise
 
-    def _close(self, batch: BatchRecord, status: str, allowed: Sequence[str], now: int, extra: dict[str, Any]) -> None:
+    def _close(
+        self, batch: BatchRecord, status: str, allowed: Sequence[str], now: int, extra: dict[str, Any]
+    ) -> None:
         allowed_values = {f":allowed{i}": {"S": s} for i, s in enumerate(allowed)}
         sets = ", ".join(f"{name} = :{name}" for name in extra)
         items: list[dict[str, Any]] = [
@@ -305,7 +318,8 @@ class Ledger:
                 "Update": {
                     "TableName": self.table,
                     "Key": batch_key(batch.connection, batch.batch_id),
-                    "UpdateExpression": "SET #status = :status, updated_at = :now" + (f", {sets}" if sets else ""),
+                    "UpdateExpression": "SET #status = :status, updated_at = :now"
+                    + (f", {sets}" if sets else ""),
                     "ConditionExpression": f"#status IN ({', '.join(allowed_values)})",
                     "ExpressionAttributeNames": {"#status": "status"},
                     "ExpressionAttributeValues": {":status": {"S": status}, ":now": {"N": str(now)}}

@@ -53,4 +53,6 @@ class Notices:
         )
         if reply.get("FailedEntryCount"):
             entry = reply["Entries"][0]
-            raise RuntimeError(f"EventBridge refused {detail_type}: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}")
+            raise RuntimeError(
+                f"EventBridge refused {detail_type}: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}"
+            )

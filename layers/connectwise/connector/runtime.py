@@ -5,10 +5,10 @@ from typing import Any, TypeVar
 
 import boto3
 from aws_lambda_powertools import Logger
-from pydantic import BaseModel, ValidationError
-
 from connectwise.accounting import AccountingClient
 from connectwise.errors import ConnectWiseError
+from pydantic import BaseModel, ValidationError
+
 from connector.errors import ConnectorError, InvalidRequestError, describe_validation
 from connector.gl_batches import Services
 from connector.ledger import Ledger
@@ -63,7 +63,9 @@ def reject(record: Any, error: str) -> None:
     """
     queue_url = services().settings.dead_letter_queue_url
     if not queue_url:
-        raise RuntimeError(f"cannot record rejected message {record.message_id}: DEAD_LETTER_QUEUE_URL not set")
+        raise RuntimeError(
+            f"cannot record rejected message {record.message_id}: DEAD_LETTER_QUEUE_URL not set"
+        )
     _sqs().send_message(
         QueueUrl=queue_url,
         MessageBody=record.body,
@@ -72,4 +74,6 @@ def reject(record: Any, error: str) -> None:
             "original_message_id": {"DataType": "String", "StringValue": record.message_id},
         },
     )
-    logger.error("message rejected and copied to the DLQ", extra={"error": error, "message_id": record.message_id})
+    logger.error(
+        "message rejected and copied to the DLQ", extra={"error": error, "message_id": record.message_id}
+    )

@@ -4,9 +4,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities import parameters
 from botocore.exceptions import ClientError
+from connectwise.accounting import Connection
 from pydantic import ValidationError
 
-from connectwise.accounting import Connection
 from connector.errors import ConfigurationError, describe_validation
 from connector.settings import Settings
 
@@ -31,4 +31,6 @@ def load_connection(name: str, settings: Settings) -> Connection:
     try:
         return Connection.model_validate(value)
     except ValidationError as exc:
-        raise ConfigurationError(f"secret of connection {name!r} is invalid: {describe_validation(exc)}") from None
+        raise ConfigurationError(
+            f"secret of connection {name!r} is invalid: {describe_validation(exc)}"
+        ) from None

@@ -29,7 +29,9 @@ class Settings:
         except json.JSONDecodeError:
             raise ConfigurationError("CONNECTION_SECRETS is not a JSON object") from None
         if not isinstance(secrets, dict) or not all(isinstance(v, str) for v in secrets.values()):
-            raise ConfigurationError('CONNECTION_SECRETS must map connection names to secret ARNs: {"main": "arn:..."}')
+            raise ConfigurationError(
+                'CONNECTION_SECRETS must map connection names to secret ARNs: {"main": "arn:..."}'
+            )
         return cls(
             table_name=required("LEDGER_TABLE"),
             bucket_name=required("OUTPUT_BUCKET"),

@@ -167,7 +167,9 @@ class AccountingClient:
             response = self.session.request(wire.METHOD, url, data=login | fields, timeout=self.timeout)
         except requests.RequestException as exc:
             if _timed_out(exc):
-                raise TransportError(f"{action}: ConnectWise did not answer within {self.timeout[1]:g} s") from None
+                raise TransportError(
+                    f"{action}: ConnectWise did not answer within {self.timeout[1]:g} s"
+                ) from None
             raise TransportError(f"{action}: cannot reach {url}: {type(exc).__name__}") from None
         body = response.content
         _raise_for_psa_error(body)

@@ -7,9 +7,9 @@ Attributes the models do not know are kept as strings (`extra="allow"`), never d
 """
 
 from dataclasses import dataclass, field
-from functools import cache
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cache
 from typing import Annotated, Any
 from xml.etree.ElementTree import Element
 
@@ -56,7 +56,6 @@ class CwElement(BaseModel):
 
 
 class Vendor(CwElement):
-
     MemberID: str = ""
     VendorName: str = ""
     CompanyName: str = ""

@@ -15,7 +15,10 @@ from connectwise.errors import DocumentError
 def parse_xml(data: bytes, what: str = "document") -> Element:
     """Parse untrusted XML or raise DocumentError with a one-line reason."""
     try:
-        return DefusedET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        root: Element = DefusedET.fromstring(
+            data, forbid_dtd=True, forbid_entities=True, forbid_external=True
+        )
+        return root
     except DefusedXmlException as exc:
         raise DocumentError(f"{what} refused: it declares a DTD or entities ({type(exc).__name__})") from None
     except ParseError as exc:

@@ -25,7 +25,7 @@ METHOD = "POST"  # reconstructed: form-encoded body
 # Member login (reconstructed names).
 COMPANY = "CompanyId"
 USERNAME = "MemberId"
-PASSWORD = "Password"
+PASSWORD = "Password"  # noqa: S105 - a field name, not a password
 
 ACTION = "Action"
 EXPORT = "ExportGLBatch"
