@@ -41,3 +41,20 @@ def test_make_run_pipeline(tmp_path: Path) -> None:
     assert recreated.counts()["invoices"] == downloaded.counts()["invoices"] - 1
     assert f"total {manifest['totals']['invoices']:>12}" in report
     assert "sandbox-password" not in result.stdout + result.stderr
+
+
+def test_local_environment_stops_what_it_started_on_failure() -> None:
+    import socket
+
+    from scripts.local_run import local_environment
+
+    addresses = {}
+    with pytest.raises(RuntimeError, match="boom"), local_environment() as env:
+        addresses["sandbox"] = env.sandbox_site
+        addresses["moto"] = env.stack.endpoint.removeprefix("http://")
+        raise RuntimeError("boom")
+    for name, address in addresses.items():
+        host, port = address.rsplit(":", 1)
+        with socket.socket() as probe:
+            probe.settimeout(2)
+            assert probe.connect_ex((host, int(port))) != 0, f"{name} still listening on {address}"

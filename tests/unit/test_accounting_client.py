@@ -97,6 +97,7 @@ def test_persistent_5xx_is_a_transient_transport_error(
     with pytest.raises(TransportError) as caught:
         client.download_gl_batch(invoices=True)
     assert caught.value.transient and caught.value.status == 503
+    assert caught.value.message == "ExportGLBatch: HTTP 503 from ConnectWise: sandbox fault: HTTP 503"
     assert sandbox.requests_seen == 3  # first try + 2 retries
 
 

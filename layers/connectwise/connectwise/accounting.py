@@ -174,12 +174,20 @@ class AccountingClient:
         body = response.content
         _raise_for_psa_error(body)
         if response.status_code >= 400:
+            said = _first_line(body)
             raise TransportError(
-                f"{action}: HTTP {response.status_code} from ConnectWise",
+                f"{action}: HTTP {response.status_code} from ConnectWise" + (f": {said}" if said else ""),
                 status=response.status_code,
                 transient=response.status_code in TRANSIENT_STATUSES,
             )
         return body
+
+
+def _first_line(body: bytes, limit: int = 200) -> str:
+    """The start of an error page, printable, for the error message."""
+    text = body[:limit].decode("utf-8", "replace").strip()
+    line = text.splitlines()[0] if text else ""
+    return "".join(ch for ch in line if ch.isprintable())
 
 
 def _timed_out(exc: requests.RequestException) -> bool:
