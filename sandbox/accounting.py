@@ -5,12 +5,16 @@
 * An update adds GL entries to a batch; a record leaves the unposted lists once all its GL
   entries are in a batch. An empty list gets ConnectWise's documented PsaError.
 * A recreate returns the records of an updated batch, with the include/exclude filters.
+* An invoice keeps one payment: a later update replaces the amount, an amount above the total
+  is capped at the total (the overage is discarded), and the paid date is only set once the
+  invoice is fully paid. An unknown invoice number gets "Cannot find Invoice Number X".
 """
 
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal
 
 from connectwise import wire
 
@@ -36,6 +40,8 @@ class AccountingInterface:
         self.lock = threading.Lock()
         records: list[Invoice | Expense | PurchaseReceipt] = [*site.invoices, *site.expenses, *site.purchases]
         self.all_entry_ids = {i for record in records for i in record.entry_ids()}
+        self.invoices_by_number = {invoice.number: invoice for invoice in site.invoices}
+        self.payment_updates = 0
 
     def handle(self, form: Mapping[str, str]) -> Reply:
         """Answer one POST of the GL page."""
@@ -54,6 +60,8 @@ class AccountingInterface:
                     return 200, self.recreate(form)
                 if action == wire.UPDATE:
                     return 200, self.update(form)
+                if action == wire.PAYMENT:
+                    return 200, self.pay(form)
         except ValueError as exc:
             return 200, documents.psa_error(str(exc))
         return 200, documents.psa_error(f"Unknown action {action!r}")
@@ -124,6 +132,23 @@ class AccountingInterface:
             [r for r in self.site.expenses if kinds["expenses"] and selected(r, "expense")],
             [r for r in self.site.purchases if kinds["procurement"] and selected(r, "inventory")],
         )
+
+    def pay(self, form: Mapping[str, str]) -> bytes:
+        number = form.get(wire.INVOICE_NUMBER, "")
+        invoice = self.invoices_by_number.get(number)
+        if invoice is None:
+            return documents.psa_error(f"{wire.UNKNOWN_INVOICE} {number}", "updateInvoicePayment")
+        try:
+            amount = Decimal(form.get(wire.PAID_AMOUNT, ""))
+            paid_at = datetime.fromisoformat(form.get(wire.DATE_PAID, ""))
+        except (ArithmeticError, ValueError):
+            return documents.psa_error(f"{wire.INVALID_AMOUNT} for Invoice Number {number}", "updateInvoicePayment")
+        if not amount.is_finite() or amount < 0:
+            return documents.psa_error(f"{wire.INVALID_AMOUNT} for Invoice Number {number}", "updateInvoicePayment")
+        invoice.paid_amount = min(amount, invoice.total).quantize(Decimal("0.01"))
+        invoice.paid_date = paid_at if invoice.paid_amount == invoice.total else None
+        self.payment_updates += 1
+        return documents.payment_reply(invoice)
 
     def unposted_invoice_numbers(self) -> list[str]:
         with self.lock:

@@ -479,6 +479,18 @@ def _purchase(purchase: PurchaseReceipt) -> Element:
     return element
 
 
+def payment_reply(invoice: Invoice) -> bytes:
+    attrs = {
+        "InvoiceNumber": invoice.number,
+        "Total": str(invoice.total),
+        "PaidAmount": str(invoice.paid_amount),
+        "DatePaid": invoice.paid_date.isoformat() if invoice.paid_date else "",
+    }
+    root = Element("PsaData", attrs)
+    root.text = "Invoice payment update was successful"
+    return b'<?xml version="1.0" encoding="utf-8"?>\n' + tostring(root, encoding="unicode").encode("utf-8")
+
+
 def psa_data(text: str) -> bytes:
     return f'<?xml version="1.0" encoding="utf-8"?>\n<PsaData>{_escape(text)}</PsaData>'.encode()
 

@@ -4,7 +4,9 @@ Control API (loopback only, not part of ConnectWise):
 * `POST /_sandbox/faults` JSON: `latency_ms`, `statuses` (answer the next requests with these
   HTTP statuses), `retry_after` (seconds, sent with 429/503), `hangs` and `hang_seconds` (the
   next requests answer only after that long), `malformed` (the next replies are cut short).
+  `max_per_second` (answer 429 with `Retry-After: 1` above that many GL-page requests a second).
 * `GET /_sandbox/state`: unposted invoice numbers, posted GL entry count, batches.
+* `GET /_sandbox/invoices`: every invoice's number, total, paid amount and paid date.
 """
 
 import json
@@ -29,12 +31,14 @@ class Faults:
     hangs: int = 0
     hang_seconds: float = 0.0
     malformed: int = 0
+    max_per_second: int = 0
+    recent: list[float] = field(default_factory=list, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def set(self, settings: dict[str, Any]) -> None:
         with self.lock:
             for key, value in settings.items():
-                if key == "lock" or not hasattr(self, key):
+                if key in {"lock", "recent"} or not hasattr(self, key):
                     raise ValueError(f"unknown fault {key!r}")
                 setattr(self, key, value)
 
@@ -42,6 +46,12 @@ class Faults:
         """Which fault the next request gets: (status, hang seconds, malformed)."""
         with self.lock:
             status = self.statuses.pop(0) if self.statuses else None
+            if status is None and self.max_per_second:
+                now = time.monotonic()
+                self.recent = [t for t in self.recent if now - t < 1.0]
+                if len(self.recent) >= self.max_per_second:
+                    return 429, 0.0, False
+                self.recent.append(now)
             hang = 0.0
             if status is None and self.hangs:
                 self.hangs -= 1
@@ -100,6 +110,18 @@ class _Handler(BaseHTTPRequestHandler):
                 }
             state["unposted_invoices"] = accounting.unposted_invoice_numbers()
             self._reply(200, json.dumps(state).encode(), "application/json")
+        elif urlsplit(self.path).path == "/_sandbox/invoices":
+            with self.server.accounting.lock:
+                invoices = [
+                    {
+                        "number": i.number,
+                        "total": str(i.total),
+                        "paid_amount": str(i.paid_amount),
+                        "date_paid": i.paid_date.isoformat() if i.paid_date else None,
+                    }
+                    for i in self.server.accounting.site.invoices
+                ]
+            self._reply(200, json.dumps(invoices).encode(), "application/json")
         else:
             self._reply(404, b"not found", "text/plain")
 
@@ -127,7 +149,8 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(faults.latency_ms / 1000)
         status, hang, malformed = faults.take()
         if status is not None:
-            headers = {"Retry-After": str(faults.retry_after)} if faults.retry_after is not None else {}
+            retry_after = 1 if status == 429 and faults.max_per_second else faults.retry_after
+            headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
             self._reply(status, f"sandbox fault: HTTP {status}".encode(), "text/plain", headers)
             return
         if hang:

@@ -7,7 +7,9 @@ translation of ConnectWise's replies into typed results and errors.
 
 import ipaddress
 from collections.abc import Iterable
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -25,6 +27,7 @@ from connectwise.errors import (
     PsaError,
     TransportError,
     UnknownBatchError,
+    UnknownInvoiceError,
 )
 from connectwise.glexport import GLBatch, parse_glexport
 from connectwise.safexml import parse_xml
@@ -84,6 +87,16 @@ class RecreateFilters(BaseModel):
     exclude_expense_ids: list[int] = Field(default_factory=list)
     include_inventory_ids: list[int] = Field(default_factory=list)
     exclude_inventory_ids: list[int] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PaymentApplied:
+    """What ConnectWise holds for an invoice after a payment update."""
+
+    invoice_number: str
+    total: Decimal
+    paid_amount: Decimal  # after ConnectWise's cap at the total
+    date_paid: datetime | None  # set only once the invoice is fully paid
 
 
 class AccountingClient:
@@ -154,6 +167,26 @@ class AccountingClient:
             raise DocumentError(f"unexpected update reply <{root.tag}>")
         return (root.text or "").strip()
 
+    def update_invoice_payment(self, invoice_number: str, paid_amount: Decimal, date_paid: datetime) -> PaymentApplied:
+        """Set the invoice's single payment to `paid_amount` (ConnectWise caps it at the total)."""
+        if not paid_amount.is_finite() or paid_amount < 0:
+            raise ValueError(f"invoice {invoice_number}: paid amount must be a non-negative amount, got {paid_amount}")
+        if date_paid.tzinfo is None:
+            raise ValueError(f"invoice {invoice_number}: date paid must carry a time zone")
+        body = self._post(wire.payment_fields(invoice_number, paid_amount, date_paid))
+        root = parse_xml(body, "payment reply")
+        if root.tag != "PsaData":
+            raise DocumentError(f"unexpected payment reply <{root.tag}>")
+        try:
+            return PaymentApplied(
+                invoice_number=root.get(wire.INVOICE_NUMBER, invoice_number),
+                total=Decimal(root.get(wire.INVOICE_TOTAL, "")),
+                paid_amount=Decimal(root.get(wire.PAID_AMOUNT, "")),
+                date_paid=datetime.fromisoformat(root.get(wire.DATE_PAID, "")) if root.get(wire.DATE_PAID) else None,
+            )
+        except (ArithmeticError, ValueError):
+            raise DocumentError(f"payment reply for invoice {invoice_number} lacks Total or PaidAmount") from None
+
     def _glexport(self, fields: dict[str, str]) -> GLBatch:
         return parse_glexport(self._post(fields))
 
@@ -209,4 +242,6 @@ def _raise_for_psa_error(body: bytes) -> None:
         raise AuthenticationError(message)
     if wire.UNKNOWN_BATCH in message:
         raise UnknownBatchError(message)
+    if wire.UNKNOWN_INVOICE in message:
+        raise UnknownInvoiceError(message)
     raise PsaError(message)

@@ -19,6 +19,10 @@ class AuthenticationError(PsaError):
     """ConnectWise rejected the member's company, username or password."""
 
 
+class UnknownInvoiceError(PsaError):
+    """ConnectWise has no invoice with that number."""
+
+
 class UnknownBatchError(PsaError):
     """ConnectWise does not know the GL batch id."""
 

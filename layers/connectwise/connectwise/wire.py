@@ -8,16 +8,20 @@ shared/reference/legacy_soap_and_accounting_interface.md, section B):
 * it logs in a normal member (company, username, password);
 * the names `ExportInvoices`, `ExportExpenses`, `ExportInventory`, `GLBatchID` (response
   attributes) and `GLEntryRecIDList` (error text); GL entry ids travel comma-separated;
-* replies are a GLExport document, `<PsaData>` on success or `<PsaError>` on failure.
+* replies are a GLExport document, `<PsaData>` on success or `<PsaError>` on failure;
+* invoice payments are given as InvoiceNumber, PaidAmount, DatePaid (Zynk's document names),
+  one payment per invoice, and an unknown invoice fails with "Cannot find Invoice Number X".
 
 RECONSTRUCTED here, not confirmed: the page name, the HTTP method (a form POST), the name of
-every other parameter and of the actions, and the text of errors other than the empty-list
-one. The client (`connectwise.accounting`) and the sandbox both use this module, so a
+every other parameter and of the actions, the text of errors other than the empty-list and
+unknown-invoice ones, and the payment reply's attributes (the invoice's Total, the PaidAmount
+ConnectWise now holds after capping, and DatePaid once fully paid). The client (`connectwise.accounting`) and the sandbox both use this module, so a
 correction from a real site is a change to this file alone.
 """
 
 from collections.abc import Iterable, Mapping
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal
 
 PAGE_PATH = "services/system_io/GLEntry/GeneralLedger.aspx"  # reconstructed page name
 METHOD = "POST"  # reconstructed: form-encoded body
@@ -31,6 +35,7 @@ ACTION = "Action"
 EXPORT = "ExportGLBatch"
 RECREATE = "RecreateGLBatch"
 UPDATE = "UpdateGLBatch"
+PAYMENT = "UpdateInvoicePayment"
 
 # Confirmed as attribute names of the GLExport root; used as request names too.
 EXPORT_INVOICES = "ExportInvoices"
@@ -38,6 +43,12 @@ EXPORT_EXPENSES = "ExportExpenses"
 EXPORT_INVENTORY = "ExportInventory"
 BATCH_ID = "GLBatchID"
 ENTRY_IDS = "GLEntryRecIDList"  # confirmed by the PsaError text
+
+# Invoice payment fields: the element names of Zynk's ArrayOfUpdateInvoicePayment document.
+INVOICE_NUMBER = "InvoiceNumber"
+PAID_AMOUNT = "PaidAmount"
+DATE_PAID = "DatePaid"
+INVOICE_TOTAL = "Total"  # reconstructed: attribute of the payment reply
 
 THRU_DATE = "ThruDate"
 OWNER_LEVEL = "OwnerLevel"
@@ -55,9 +66,12 @@ RECREATE_FILTERS = {
 # Confirmed texts.
 UPDATE_SUCCESS = "Batch update was successful"
 EMPTY_ENTRY_LIST = "Cannot find GLEntryRecIDList to update"
+UNKNOWN_INVOICE = "Cannot find Invoice Number"
 # Reconstructed texts (the sandbox says these; the client recognises them).
 BAD_LOGIN = "Username or password is incorrect"
 UNKNOWN_BATCH = "Cannot find GL batch"
+INVALID_AMOUNT = "Invalid PaidAmount"
+PAYMENT_SUCCESS = "Invoice payment update was successful"
 
 
 def page_url(site: str, directory: str, use_ssl: bool) -> str:
@@ -131,6 +145,16 @@ def recreate_fields(
 
 def update_fields(batch_id: str, gl_entry_ids: Iterable[int]) -> dict[str, str]:
     return {ACTION: UPDATE, BATCH_ID: batch_id, ENTRY_IDS: format_ids(gl_entry_ids)}
+
+
+def payment_fields(invoice_number: str, paid_amount: Decimal, date_paid: datetime) -> dict[str, str]:
+    """The single payment ConnectWise keeps for an invoice: the amount replaces any earlier one."""
+    return {
+        ACTION: PAYMENT,
+        INVOICE_NUMBER: invoice_number,
+        PAID_AMOUNT: f"{paid_amount:.2f}",
+        DATE_PAID: date_paid.isoformat(),
+    }
 
 
 def _period_fields(thru_date: date | None, owner_level: str | None) -> dict[str, str]:
