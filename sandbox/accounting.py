@@ -142,9 +142,13 @@ class AccountingInterface:
             amount = Decimal(form.get(wire.PAID_AMOUNT, ""))
             paid_at = datetime.fromisoformat(form.get(wire.DATE_PAID, ""))
         except (ArithmeticError, ValueError):
-            return documents.psa_error(f"{wire.INVALID_AMOUNT} for Invoice Number {number}", "updateInvoicePayment")
+            return documents.psa_error(
+                f"{wire.INVALID_AMOUNT} for Invoice Number {number}", "updateInvoicePayment"
+            )
         if not amount.is_finite() or amount < 0:
-            return documents.psa_error(f"{wire.INVALID_AMOUNT} for Invoice Number {number}", "updateInvoicePayment")
+            return documents.psa_error(
+                f"{wire.INVALID_AMOUNT} for Invoice Number {number}", "updateInvoicePayment"
+            )
         invoice.paid_amount = min(amount, invoice.total).quantize(Decimal("0.01"))
         invoice.paid_date = paid_at if invoice.paid_amount == invoice.total else None
         self.payment_updates += 1

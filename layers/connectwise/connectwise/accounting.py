@@ -167,10 +167,14 @@ class AccountingClient:
             raise DocumentError(f"unexpected update reply <{root.tag}>")
         return (root.text or "").strip()
 
-    def update_invoice_payment(self, invoice_number: str, paid_amount: Decimal, date_paid: datetime) -> PaymentApplied:
+    def update_invoice_payment(
+        self, invoice_number: str, paid_amount: Decimal, date_paid: datetime
+    ) -> PaymentApplied:
         """Set the invoice's single payment to `paid_amount` (ConnectWise caps it at the total)."""
         if not paid_amount.is_finite() or paid_amount < 0:
-            raise ValueError(f"invoice {invoice_number}: paid amount must be a non-negative amount, got {paid_amount}")
+            raise ValueError(
+                f"invoice {invoice_number}: paid amount must be a non-negative amount, got {paid_amount}"
+            )
         if date_paid.tzinfo is None:
             raise ValueError(f"invoice {invoice_number}: date paid must carry a time zone")
         body = self._post(wire.payment_fields(invoice_number, paid_amount, date_paid))
@@ -182,10 +186,14 @@ class AccountingClient:
                 invoice_number=root.get(wire.INVOICE_NUMBER, invoice_number),
                 total=Decimal(root.get(wire.INVOICE_TOTAL, "")),
                 paid_amount=Decimal(root.get(wire.PAID_AMOUNT, "")),
-                date_paid=datetime.fromisoformat(root.get(wire.DATE_PAID, "")) if root.get(wire.DATE_PAID) else None,
+                date_paid=datetime.fromisoformat(root.get(wire.DATE_PAID, ""))
+                if root.get(wire.DATE_PAID)
+                else None,
             )
         except (ArithmeticError, ValueError):
-            raise DocumentError(f"payment reply for invoice {invoice_number} lacks Total or PaidAmount") from None
+            raise DocumentError(
+                f"payment reply for invoice {invoice_number} lacks Total or PaidAmount"
+            ) from None
 
     def _glexport(self, fields: dict[str, str]) -> GLBatch:
         return parse_glexport(self._post(fields))
