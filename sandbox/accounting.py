@@ -17,7 +17,6 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from connectwise import wire
-
 from sandbox import documents
 from sandbox.data import Expense, Invoice, PurchaseReceipt, Site
 

@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from connectwise import wire
-
 from sandbox.accounting import AccountingInterface, Credentials
 from sandbox.data import generate
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from connectwise.accounting import AccountingClient, Connection
 
+from connectwise.accounting import AccountingClient, Connection
 from sandbox.server import SandboxServer, start_sandbox
 from scripts.local_aws import moto_server
 from scripts.local_run import LocalEnvironment, local_environment

@@ -3,6 +3,7 @@
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from connector.gl_batches import DownloadRequest, download_gl_batch
 from connector.runtime import logger, parse_request, services
 

@@ -14,6 +14,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from connector.gl_batches import PostingConfirmation, update_gl_batch
 from connector.runtime import is_permanent, logger, parse_request, reject, services
 

@@ -4,6 +4,7 @@ from collections import defaultdict
 from xml.etree.ElementTree import Element
 
 import pytest
+
 from connectwise import wire
 from connectwise.glexport import (
     Customer,
@@ -19,7 +20,6 @@ from connectwise.glexport import (
     parse_glexport,
 )
 from connectwise.safexml import parse_xml
-
 from sandbox import documents
 from sandbox.accounting import AccountingInterface
 from sandbox.data import generate

@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from connectwise.glexport import parse_glexport
 
+from connectwise.glexport import parse_glexport
 from tests.conftest import ROOT
 
 

@@ -5,11 +5,11 @@ import threading
 from typing import Any
 
 import pytest
+
 from connector.errors import InvalidRequestError
 from connector.ledger import Ledger
 from connectwise.errors import AuthenticationError, DocumentError, TransportError, UnknownBatchError
 from connectwise.glexport import parse_glexport
-
 from sandbox.server import SandboxServer
 from scripts.lambda_local import invoke, poll_sqs
 from scripts.local_run import LocalEnvironment

@@ -4,10 +4,10 @@ import json
 
 import pytest
 from aws_lambda_powertools.utilities import parameters
+
 from connector.errors import ConfigurationError
 from connector.secrets import load_connection
 from connector.settings import Settings
-
 from scripts.local_run import LocalEnvironment
 
 

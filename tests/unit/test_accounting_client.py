@@ -1,11 +1,11 @@
 """The Accounting Interface client against the sandbox: results, typed errors, retries."""
 
 import pytest
+from pydantic import ValidationError
+
 from connectwise import wire
 from connectwise.accounting import AccountingClient, Connection, RecreateFilters
 from connectwise.errors import AuthenticationError, DocumentError, PsaError, TransportError, UnknownBatchError
-from pydantic import ValidationError
-
 from sandbox.server import SandboxServer
 from tests.conftest import sandbox_connection
 

@@ -3,9 +3,9 @@
 from decimal import Decimal
 
 import pytest
+
 from connectwise.errors import DocumentError
 from connectwise.glexport import GLBatch, parse_glexport
-
 from tests.conftest import SAMPLES
 
 

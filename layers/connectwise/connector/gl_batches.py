@@ -9,23 +9,19 @@ Money-safety rules (DESIGN.md) and where they are kept:
 * a redelivered confirmation is a no-op: `Ledger.start_posting` returns a POSTED batch as is.
 """
 
-import logging
-import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-from connectwise.accounting import AccountingClient, RecreateFilters
-from connectwise.errors import ConnectWiseError
-from connectwise.glexport import GLBatch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connector.errors import BatchStateError
-from connector.ledger import ABANDONED, DOWNLOADED, FAILED, OPEN, POSTED, BatchRecord, Ledger
-from connector.outputs import Notices, Store, batch_prefix
-from connector.settings import Settings
+from connector.ledger import ABANDONED, DOWNLOADED, FAILED, OPEN, POSTED, BatchRecord
+from connector.outputs import Store, batch_prefix
+from connector.services import Services
+from connectwise.accounting import RecreateFilters
+from connectwise.errors import ConnectWiseError
+from connectwise.glexport import GLBatch
 
 Kind = Literal["invoices", "expenses", "procurement"]
 ConnectionName = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -66,17 +62,6 @@ class RecreateRequest(BaseModel):
     filters: RecreateFilters = Field(default_factory=RecreateFilters)
     thru_date: date | None = None
     owner_level: str | None = None
-
-
-@dataclass
-class Services:
-    settings: Settings
-    ledger: Ledger
-    store: Store
-    notices: Notices
-    client_for: Callable[[str], AccountingClient]
-    clock: Callable[[], float] = time.time
-    log: logging.Logger | Any = field(default_factory=lambda: logging.getLogger("connector"))
 
 
 def download_gl_batch(request: DownloadRequest, services: Services) -> dict[str, Any]:

@@ -41,18 +41,23 @@ class Notices:
         self.bus_name = bus_name
 
     def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
-        reply = self.events.put_events(
-            Entries=[
-                {
-                    "EventBusName": self.bus_name,
-                    "Source": SOURCE,
-                    "DetailType": detail_type,
-                    "Detail": json.dumps(detail),
-                }
-            ]
-        )
-        if reply.get("FailedEntryCount"):
-            entry = reply["Entries"][0]
-            raise RuntimeError(
-                f"EventBridge refused {detail_type}: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}"
+        self.publish_many([(detail_type, detail)])
+
+    def publish_many(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        """Publish in chunks of 10 (PutEvents' limit); raise if EventBridge refuses any."""
+        for start in range(0, len(events), 10):
+            chunk = events[start : start + 10]
+            reply = self.events.put_events(
+                Entries=[
+                    {
+                        "EventBusName": self.bus_name,
+                        "Source": SOURCE,
+                        "DetailType": kind,
+                        "Detail": json.dumps(detail),
+                    }
+                    for kind, detail in chunk
+                ]
             )
+            if reply.get("FailedEntryCount"):
+                failed = [e for e in reply["Entries"] if e.get("ErrorCode")]
+                raise RuntimeError(f"EventBridge refused {len(failed)} events: {failed[0].get('ErrorCode')}")

@@ -5,16 +5,17 @@ from typing import Any, TypeVar
 
 import boto3
 from aws_lambda_powertools import Logger
-from connectwise.accounting import AccountingClient
-from connectwise.errors import ConnectWiseError
 from pydantic import BaseModel, ValidationError
 
 from connector.errors import ConnectorError, InvalidRequestError, describe_validation
-from connector.gl_batches import Services
 from connector.ledger import Ledger
 from connector.outputs import Notices, Store
+from connector.payment_ledger import PaymentLedger
 from connector.secrets import load_connection
+from connector.services import Services
 from connector.settings import Settings
+from connectwise.accounting import AccountingClient
+from connectwise.errors import ConnectWiseError
 
 logger = Logger(service="connectwise-connector")
 
@@ -31,6 +32,7 @@ def services() -> Services:
         store=Store(boto3.client("s3"), settings.bucket_name),
         notices=Notices(boto3.client("events"), settings.event_bus_name),
         client_for=lambda name: AccountingClient(load_connection(name, settings)),
+        payment_ledger=PaymentLedger(boto3.client("dynamodb"), settings.table_name),
         log=logger,
     )
 
@@ -57,23 +59,21 @@ def _sqs() -> Any:
 
 
 def reject(record: Any, error: str) -> None:
-    """Record a message that can never succeed: copy it to the DLQ with its error, then it is acked.
+    """Record a message that can never succeed: copy it to the DLQ with its error (then it is acked)."""
+    reject_message(record.message_id, record.body, error)
 
-    Without a DLQ to record it in, raise so the message is retried rather than lost.
-    """
+
+def reject_message(message_id: str, body: str, error: str) -> None:
+    """Copy a message to the DLQ with its error; without a DLQ, raise so it is retried rather than lost."""
     queue_url = services().settings.dead_letter_queue_url
     if not queue_url:
-        raise RuntimeError(
-            f"cannot record rejected message {record.message_id}: DEAD_LETTER_QUEUE_URL not set"
-        )
+        raise RuntimeError(f"cannot record rejected message {message_id}: DEAD_LETTER_QUEUE_URL not set")
     _sqs().send_message(
         QueueUrl=queue_url,
-        MessageBody=record.body,
+        MessageBody=body,
         MessageAttributes={
             "error": {"DataType": "String", "StringValue": error[:1000]},
-            "original_message_id": {"DataType": "String", "StringValue": record.message_id},
+            "original_message_id": {"DataType": "String", "StringValue": message_id},
         },
     )
-    logger.error(
-        "message rejected and copied to the DLQ", extra={"error": error, "message_id": record.message_id}
-    )
+    logger.error("message rejected and copied to the DLQ", extra={"error": error, "message_id": message_id})

@@ -4,11 +4,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities import parameters
 from botocore.exceptions import ClientError
-from connectwise.accounting import Connection
 from pydantic import ValidationError
 
 from connector.errors import ConfigurationError, describe_validation
 from connector.settings import Settings
+from connectwise.accounting import Connection
 
 CACHE_SECONDS = 300
 

@@ -14,6 +14,7 @@ class Settings:
     event_bus_name: str
     connection_secrets: dict[str, str]  # connection name -> Secrets Manager secret id/ARN
     dead_letter_queue_url: str = ""
+    default_connection: str = ""  # for payment messages that name no connection (XML)
     stale_after_seconds: int = 900  # a claim older than this is from a crashed invocation
 
     @classmethod
@@ -38,5 +39,6 @@ class Settings:
             event_bus_name=os.environ.get("EVENT_BUS_NAME", "default"),
             connection_secrets=secrets,
             dead_letter_queue_url=os.environ.get("DEAD_LETTER_QUEUE_URL", ""),
+            default_connection=os.environ.get("DEFAULT_CONNECTION", ""),
             stale_after_seconds=int(os.environ.get("STALE_AFTER_SECONDS", "900")),
         )

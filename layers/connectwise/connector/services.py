@@ -1,0 +1,25 @@
+"""The bundle of collaborators a task needs; built from the environment in Lambda, by hand in tests."""
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from connector.ledger import Ledger
+from connector.outputs import Notices, Store
+from connector.payment_ledger import PaymentLedger
+from connector.settings import Settings
+from connectwise.accounting import AccountingClient
+
+
+@dataclass
+class Services:
+    settings: Settings
+    ledger: Ledger
+    store: Store
+    notices: Notices
+    client_for: Callable[[str], AccountingClient]
+    payment_ledger: PaymentLedger
+    clock: Callable[[], float] = time.time
+    log: logging.Logger | Any = field(default_factory=lambda: logging.getLogger("connector"))
