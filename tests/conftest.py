@@ -6,6 +6,9 @@ from pathlib import Path
 import pytest
 import requests
 
+# Built here, at collection, so the functions' logger writes to the session's stdout and not
+# to the capture buffer of whichever test first imports it.
+import connector.runtime  # noqa: F401
 from connectwise.accounting import AccountingClient, Connection
 from sandbox.server import SandboxServer, start_sandbox
 from scripts.local_aws import moto_server

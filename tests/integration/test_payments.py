@@ -1,0 +1,284 @@
+"""upload_invoice_payments against moto and the sandbox, delivered through SQS."""
+
+import json
+import threading
+import time
+from decimal import Decimal
+from typing import Any
+
+from connector.payment_ledger import PaymentLedger
+from sandbox.server import SandboxServer
+from scripts.lambda_local import invoke, poll_sqs, sqs_event
+from scripts.local_run import LocalEnvironment
+
+QUEUE, FUNCTION = "PaymentsQueue", "UploadInvoicePaymentsFunction"
+
+
+def invoice(sandbox: SandboxServer) -> Any:
+    """The sandbox invoice with the largest total, so the amounts below stay under it."""
+    return max(sandbox.accounting.site.invoices, key=lambda i: i.total)
+
+
+def payment(number: str, amount: str, payment_id: str, day: int = 1, **extra: Any) -> dict[str, Any]:
+    return {
+        "connection": "main",
+        "invoice_number": number,
+        "paid_amount": amount,
+        "date_paid": f"2026-11-{day:02d}T10:00:00+00:00",
+        "payment_id": payment_id,
+    } | extra
+
+
+def send(env: LocalEnvironment, *bodies: Any, attributes: dict[str, str] | None = None) -> None:
+    sqs = env.stack.client("sqs")
+    for body in bodies:
+        sqs.send_message(
+            QueueUrl=env.stack.physical[QUEUE],
+            MessageBody=body if isinstance(body, str) else json.dumps(body),
+            MessageAttributes={
+                k: {"DataType": "String", "StringValue": v} for k, v in (attributes or {}).items()
+            },
+        )
+
+
+def deliver(env: LocalEnvironment) -> list[dict[str, Any]]:
+    return poll_sqs(env.stack, QUEUE, FUNCTION)
+
+
+def ledger(env: LocalEnvironment) -> PaymentLedger:
+    return PaymentLedger(env.stack.client("dynamodb"), env.stack.physical["LedgerTable"])
+
+
+def files(env: LocalEnvironment, suffix: str) -> list[str]:
+    s3 = env.stack.client("s3")
+    bucket = env.stack.physical["OutputBucket"]
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="payments/").get("Contents", []))
+    return [s3.get_object(Bucket=bucket, Key=k)["Body"].read().decode() for k in keys if k.endswith(suffix)]
+
+
+def rows(env: LocalEnvironment, suffix: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for body in files(env, suffix) for line in body.splitlines()]
+
+
+def dead_letters(env: LocalEnvironment) -> list[dict[str, Any]]:
+    reply = env.stack.client("sqs").receive_message(
+        QueueUrl=env.stack.physical["PaymentsDeadLetterQueue"],
+        MaxNumberOfMessages=10,
+        MessageAttributeNames=["All"],
+    )
+    return reply.get("Messages", [])
+
+
+def test_a_payment_is_applied_and_reported(
+    env: LocalEnvironment, sandbox: SandboxServer, capsys: Any
+) -> None:
+    target = invoice(sandbox)
+    send(env, payment(target.number, "10.00", "P1", currency="USD"))
+    assert deliver(env) == [{"batchItemFailures": []}]
+    assert target.paid_amount == Decimal("10.00") and target.paid_date is None  # not fully paid: no date
+    state = ledger(env).read("main", target.number)
+    assert state.cumulative == Decimal("10.00") and state.applied == Decimal("10.00")
+    [success] = rows(env, "success.jsonl")
+    assert success["status"] == "applied" and success["connectwise_amount"] == "10.00"
+    assert success["invoice_total"] == str(target.total)
+    [xml] = files(env, "success.xml")
+    assert (
+        f"<InvoiceNumber>{target.number}</InvoiceNumber>" in xml and "<PaidAmount>10.00</PaidAmount>" in xml
+    )
+    assert files(env, "fail.xml") == []
+    [event] = env.events()
+    assert event["detail-type"] == "InvoicePaymentApplied" and event["detail"]["payment_id"] == "P1"
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert metrics and metrics[-1]["PaymentsApplied"] == [1.0]
+
+
+def test_two_payments_in_one_batch_are_summed_in_one_connectwise_call(
+    env: LocalEnvironment, sandbox: SandboxServer
+) -> None:
+    target = invoice(sandbox)
+    send(env, payment(target.number, "10.00", "P1"), payment(target.number, "15.50", "P2", day=2))
+    deliver(env)
+    assert target.paid_amount == Decimal("25.50")
+    assert sandbox.accounting.payment_updates == 1
+    assert {r["payment_id"] for r in rows(env, "success.jsonl")} == {"P1", "P2"}
+
+
+def test_payments_in_different_batches_and_out_of_order_accumulate(
+    env: LocalEnvironment, sandbox: SandboxServer
+) -> None:
+    target = invoice(sandbox)
+    rest = target.total - Decimal("20.00")
+    send(env, payment(target.number, str(rest), "LATE", day=20))
+    deliver(env)
+    assert target.paid_date is None
+    send(env, payment(target.number, "20.00", "EARLY", day=3))
+    deliver(env)
+    assert target.paid_amount == target.total
+    assert target.paid_date is not None and target.paid_date.day == 20  # the latest payment completes it
+
+
+def test_a_duplicate_payment_id_changes_nothing(env: LocalEnvironment, sandbox: SandboxServer) -> None:
+    target = invoice(sandbox)
+    send(env, payment(target.number, "10.00", "P1"))
+    deliver(env)
+    calls = sandbox.accounting.payment_updates
+    send(env, payment(target.number, "10.00", "P1"), [payment(target.number, "10.00", "P1")])
+    assert deliver(env) == [{"batchItemFailures": []}]
+    assert target.paid_amount == Decimal("10.00")
+    assert sandbox.accounting.payment_updates == calls
+    assert len(rows(env, "success.jsonl")) == 1
+
+
+def test_a_payment_id_cannot_change_its_amount(env: LocalEnvironment, sandbox: SandboxServer) -> None:
+    target = invoice(sandbox)
+    send(env, payment(target.number, "10.00", "P1"))
+    deliver(env)
+    send(env, payment(target.number, "99.00", "P1"))
+    deliver(env)
+    assert target.paid_amount == Decimal("10.00")
+    [failed] = rows(env, "fail.jsonl")
+    assert "payment P1 for invoice" in failed["error"] and "a payment id cannot change" in failed["error"]
+
+
+def test_overpayment_is_capped_and_the_overage_reported(
+    env: LocalEnvironment, sandbox: SandboxServer, capsys: Any
+) -> None:
+    target = invoice(sandbox)
+    send(
+        env, payment(target.number, str(target.total - 5), "P1"), payment(target.number, "30.00", "P2", day=2)
+    )
+    deliver(env)
+    assert target.paid_amount == target.total
+    state = ledger(env).read("main", target.number)
+    assert state.cumulative == target.total + 25 and state.overage == Decimal("25.00")
+    [warning] = rows(env, "fail.jsonl")
+    assert (
+        warning["status"] == "overage" and warning["payment_id"] == "P2" and warning["paid_amount"] == "25.00"
+    )
+    assert "discarded 25.00" in warning["error"]
+    assert "<PaidAmount>25.00</PaidAmount>" in files(env, "fail.xml")[0]
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert metrics[-1]["PaymentOverages"] == [1.0]
+    # Reported once: a duplicate of the overpaying payment adds no new overage.
+    send(env, payment(target.number, "30.00", "P2", day=2))
+    deliver(env)
+    assert len(rows(env, "fail.jsonl")) == 1
+
+
+def test_unknown_invoice_fails_with_connectwise_message_and_is_not_retried(env: LocalEnvironment) -> None:
+    send(env, payment("CW-34251", "346.34", "P1"))
+    assert deliver(env) == [{"batchItemFailures": []}]
+    [failed] = rows(env, "fail.jsonl")
+    assert failed["error"] == "Cannot find Invoice Number CW-34251"
+    xml = files(env, "fail.xml")[0]
+    assert "<ErrorMessage>Cannot find Invoice Number CW-34251</ErrorMessage>" in xml
+    assert [e["detail-type"] for e in env.events()] == ["InvoicePaymentFailed"]
+    assert dead_letters(env) == []
+
+
+def test_malformed_message_is_recorded_in_the_fail_file_and_the_dlq(env: LocalEnvironment) -> None:
+    send(env, "garbage{")
+    assert deliver(env) == [{"batchItemFailures": []}]
+    [failed] = rows(env, "fail.jsonl")
+    assert "neither JSON nor XML" in failed["error"]
+    [dead] = dead_letters(env)
+    assert (
+        dead["Body"] == "garbage{"
+        and "neither JSON nor XML" in dead["MessageAttributes"]["error"]["StringValue"]
+    )
+
+
+def test_invalid_amount_and_unknown_connection_are_permanent(
+    env: LocalEnvironment, sandbox: SandboxServer
+) -> None:
+    target = invoice(sandbox)
+    send(
+        env, payment(target.number, "-3", "P1"), payment(target.number, "3.00", "P2", connection="elsewhere")
+    )
+    assert deliver(env) == [{"batchItemFailures": []}]
+    errors = sorted(r["error"] for r in rows(env, "fail.jsonl"))
+    assert len(errors) == 2
+    assert any("paid_amount: Input should be greater than 0" in e for e in errors)
+    assert any(e.startswith("unknown connection 'elsewhere'") for e in errors)
+    assert target.paid_amount == 0
+
+
+def test_xml_message_with_connection_attribute(env: LocalEnvironment, sandbox: SandboxServer) -> None:
+    target = invoice(sandbox)
+    body = (
+        f"<ArrayOfUpdateInvoicePayment><UpdateInvoicePayment><InvoiceNumber>{target.number}</InvoiceNumber>"
+        "<PaidAmount>12.34</PaidAmount><DatePaid>2026-11-05T12:05:54+01:00</DatePaid>"
+        "</UpdateInvoicePayment></ArrayOfUpdateInvoicePayment>"
+    )
+    send(env, body, attributes={"connection": "main"})
+    send(env, body)  # the same document again, without attribute: the default connection, same id
+    deliver(env)
+    assert target.paid_amount == Decimal("12.34")
+
+
+def test_transient_faults_are_retried_until_applied(env: LocalEnvironment, sandbox: SandboxServer) -> None:
+    target = invoice(sandbox)
+    sandbox.faults.set({"statuses": [503] * 4, "retry_after": 0})  # one try + three client retries
+    send(env, payment(target.number, "10.00", "P1"))
+    [first] = deliver(env)
+    assert len(first["batchItemFailures"]) == 1
+    assert target.paid_amount == 0
+    assert ledger(env).read("main", target.number).pending  # recorded, not yet applied
+    assert deliver(env) == [{"batchItemFailures": []}]
+    assert target.paid_amount == Decimal("10.00")
+    assert len(rows(env, "success.jsonl")) == 1
+
+
+def test_429_retry_after_is_honoured(env: LocalEnvironment, sandbox: SandboxServer) -> None:
+    target = invoice(sandbox)
+    sandbox.faults.set({"statuses": [429], "retry_after": 1})
+    send(env, payment(target.number, "10.00", "P1"))
+    started = time.monotonic()
+    assert deliver(env) == [{"batchItemFailures": []}]
+    assert time.monotonic() - started >= 1.0  # the client waited as told, then succeeded
+    assert target.paid_amount == Decimal("10.00")
+
+
+def test_after_the_redrive_limit_the_message_is_in_the_dlq(
+    env: LocalEnvironment, sandbox: SandboxServer
+) -> None:
+    target = invoice(sandbox)
+    # Another invocation holds the invoice: every delivery is a transient failure.
+    assert ledger(env).acquire("main", target.number, "someone-else", int(time.time()), 600)
+    send(env, payment(target.number, "10.00", "P1"))
+    for _ in range(int(env.stack.parameters["PaymentsMaxReceiveCount"])):
+        [response] = deliver(env)
+        assert len(response["batchItemFailures"]) == 1
+    assert deliver(env) == []
+    [dead] = dead_letters(env)
+    assert json.loads(dead["Body"])["payment_id"] == "P1"
+
+
+def test_concurrent_invocations_end_with_the_sum(env: LocalEnvironment, sandbox: SandboxServer) -> None:
+    target = invoice(sandbox)
+    sandbox.faults.set({"latency_ms": 200})
+    events = [
+        sqs_event([_message(f"m{i}", payment(target.number, "7.00", f"P{i}", day=i + 1))], "arn:aws:sqs:q")
+        for i in range(4)
+    ]
+    pending = list(events)
+    while pending:
+        results: dict[int, Any] = {}
+
+        def run(index: int, event: dict[str, Any], into: dict[int, Any] = results) -> None:
+            into[index] = invoke(env.stack, FUNCTION, event)
+
+        threads = [threading.Thread(target=run, args=(i, e)) for i, e in enumerate(pending)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        pending = [pending[i] for i, r in results.items() if r["batchItemFailures"]]
+    assert target.paid_amount == Decimal("28.00")
+    assert ledger(env).read("main", target.number).cumulative == Decimal("28.00")
+    assert sorted(r["payment_id"] for r in rows(env, "success.jsonl")) == ["P0", "P1", "P2", "P3"]
+
+
+def _message(message_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    text = json.dumps(body)
+    return {"MessageId": message_id, "ReceiptHandle": message_id, "Body": text, "MD5OfBody": "x"}
