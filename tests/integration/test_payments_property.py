@@ -1,0 +1,122 @@
+"""Property: any interleaving, duplication, batching and concurrency of a set of payments ends
+with ConnectWise holding the capped sum of the distinct payments, and each payment applied once."""
+
+import dataclasses
+import os
+import threading
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from connectwise.accounting import AccountingClient
+from connector.payment_ledger import PaymentLedger, invoice_key
+from connector.payments import Message, PaymentOutcome, apply_payment_messages
+from connector.services import Services
+from sandbox.server import SandboxServer
+from scripts.local_run import LocalEnvironment
+from tests.conftest import sandbox_connection
+
+INVOICES = 3
+
+payment_sets = st.lists(
+    st.tuples(
+        st.integers(0, INVOICES - 1),
+        st.decimals(min_value=Decimal("0.01"), max_value=Decimal("3000.00"), places=2),
+        st.integers(1, 28),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@pytest.fixture
+def payment_services(env: LocalEnvironment, sandbox: SandboxServer) -> Services:
+    os.environ.update(env.stack.function_env("UploadInvoicePaymentsFunction"))
+    from connector.runtime import services
+
+    services.cache_clear()
+    connection = sandbox_connection(sandbox)
+    # Same services as the function, with no backoff between client retries to keep the test fast.
+    return dataclasses.replace(services(), client_for=lambda _: AccountingClient(connection, backoff=0))
+
+
+@pytest.mark.slow
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payments=payment_sets, data=st.data())
+def test_any_delivery_order_ends_with_the_capped_sum(
+    payments: list[tuple[int, Decimal, int]], data: st.DataObject, payment_services: Services, sandbox: SandboxServer
+) -> None:
+    invoices = sandbox.accounting.site.invoices[:INVOICES]
+    _reset(invoices, payment_services)
+
+    bodies = [
+        _body(invoices[i].number, amount, f"P{n}", day) for n, (i, amount, day) in enumerate(payments)
+    ]
+    copies = [data.draw(st.integers(1, 3), label=f"copies of P{n}") for n in range(len(bodies))]
+    queue = data.draw(st.permutations([body for body, count in zip(bodies, copies, strict=True) for _ in range(count)]))
+    if data.draw(st.booleans(), label="ConnectWise fails at first"):
+        sandbox.faults.set({"statuses": [503] * 4, "retry_after": 0})
+    concurrent = data.draw(st.booleans(), label="two invocations at once")
+
+    outcomes: list[PaymentOutcome] = []
+    messages = [Message(f"m{n}", body) for n, body in enumerate(queue)]
+    for _round in range(60):
+        if not messages:
+            break
+        size = data.draw(st.integers(1, 4), label="batch size")
+        batches = [messages[:size], messages[size : 2 * size]] if concurrent else [messages[:size]]
+        messages = messages[sum(len(b) for b in batches) :]
+        for retry in _run(batches, payment_services, outcomes):
+            messages.append(retry)
+    assert not messages, "payments still unsettled after 60 rounds"
+
+    for index, invoice in enumerate(invoices):
+        distinct = [amount for (i, amount, _) in payments if i == index]
+        expected = min(invoice.total, sum(distinct, Decimal("0.00")))
+        assert invoice.paid_amount == expected
+        state = payment_services.payment_ledger.read("main", invoice.number)
+        assert state.cumulative == sum(distinct, Decimal("0.00"))
+        assert not state.pending
+    applied = Counter(o.payment_id for o in outcomes if o.status == "applied")
+    assert applied == Counter(f"P{n}" for n in range(len(payments)))
+
+
+def _run(batches: list[list[Message]], services: Services, outcomes: list[PaymentOutcome]) -> list[Message]:
+    """Run batches as concurrent invocations; return the messages to deliver again."""
+    results: list[Any] = [None] * len(batches)
+
+    def invoke(index: int) -> None:
+        results[index] = apply_payment_messages(batches[index], services)
+
+    threads = [threading.Thread(target=invoke, args=(i,)) for i in range(len(batches)) if batches[i]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    retry = []
+    for batch, result in zip(batches, results, strict=True):
+        if result is None:
+            continue
+        outcomes.extend(result.outcomes)
+        retry += [m for m in batch if m.message_id in result.retry]
+    return retry
+
+
+def _body(number: str, amount: Decimal, payment_id: str, day: int) -> str:
+    return (
+        f'{{"connection": "main", "invoice_number": "{number}", "paid_amount": "{amount}", '
+        f'"date_paid": "2026-11-{day:02d}T09:30:00+00:00", "payment_id": "{payment_id}"}}'
+    )
+
+
+def _reset(invoices: list[Any], services: Services) -> None:
+    """Each example starts from unpaid invoices and an empty payment ledger."""
+    ledger: PaymentLedger = services.payment_ledger
+    for invoice in invoices:
+        invoice.paid_amount = Decimal("0.00")
+        invoice.paid_date = None
+        ledger.db.delete_item(TableName=ledger.table, Key=invoice_key("main", invoice.number))
