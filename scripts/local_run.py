@@ -13,11 +13,15 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+import requests
 
 from scripts.lambda_local import invoke, poll_sqs, schedule_input
 from scripts.local_aws import ROOT, Stack, create_stack, moto_server, use_endpoint
@@ -144,6 +148,103 @@ def run_life_cycle(env: LocalEnvironment) -> dict[str, Any]:
     return report
 
 
+def run_payments(env: LocalEnvironment) -> dict[str, Any]:
+    """The accounting system's payments through SQS: one of each case the connector handles."""
+    stack = env.stack
+    invoices = requests.get(f"http://{env.sandbox_site}/_sandbox/invoices", timeout=10).json()
+    normal, partial, over = invoices[0], invoices[1], invoices[2]
+    first_part = (Decimal(partial["total"]) * Decimal("0.4")).quantize(Decimal("0.01"))
+
+    def payment(invoice: str, amount: Decimal | str, payment_id: str, day: int) -> str:
+        return json.dumps(
+            {
+                "connection": CONNECTION,
+                "invoice_number": invoice,
+                "paid_amount": str(amount),
+                "date_paid": f"2026-11-{day:02d}T10:00:00+00:00",
+                "payment_id": payment_id,
+                "currency": "USD",
+            }
+        )
+
+    cases = [
+        ("normal payment", payment(normal["number"], "100.00", "PAY-1001", 20)),
+        ("partial payment 1 of 2", payment(partial["number"], first_part, "PAY-1002", 21)),
+        (
+            "partial payment 2 of 2",
+            payment(partial["number"], Decimal(partial["total"]) - first_part, "PAY-1003", 22),
+        ),
+        ("duplicate of PAY-1001", payment(normal["number"], "100.00", "PAY-1001", 20)),
+        ("overpayment by 25.00", payment(over["number"], Decimal(over["total"]) + 25, "PAY-1004", 23)),
+        ("unknown invoice", payment("CW-99999", "50.00", "PAY-1005", 24)),
+        ("malformed message", "this is not a payment"),
+    ]
+    sqs = stack.client("sqs")
+    for _, body in cases:
+        sqs.send_message(QueueUrl=stack.physical["PaymentsQueue"], MessageBody=body)
+    responses = poll_sqs(stack, "PaymentsQueue", "UploadInvoicePaymentsFunction")
+    outcomes = _payment_rows(stack, "success.jsonl") + _payment_rows(stack, "fail.jsonl")
+    final = {
+        i["number"]: i
+        for i in requests.get(f"http://{env.sandbox_site}/_sandbox/invoices", timeout=10).json()
+    }
+    return {
+        "cases": [name for name, _ in cases],
+        "responses": responses,
+        "outcomes": outcomes,
+        "dead_letters": _queue_depth(stack, "PaymentsDeadLetterQueue"),
+        "invoices": [final[i["number"]] for i in (normal, partial, over)],
+        "events": Counter(e["detail-type"] for e in env.events()),
+    }
+
+
+def _payment_rows(stack: Stack, suffix: str) -> list[dict[str, Any]]:
+    s3 = stack.client("s3")
+    bucket = stack.physical["OutputBucket"]
+    rows = []
+    for item in s3.list_objects_v2(Bucket=bucket, Prefix="payments/").get("Contents", []):
+        if item["Key"].endswith(suffix):
+            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            rows += [json.loads(line) for line in body.splitlines()]
+    return rows
+
+
+def _queue_depth(stack: Stack, logical_id: str) -> int:
+    attributes = stack.client("sqs").get_queue_attributes(
+        QueueUrl=stack.physical[logical_id], AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
+
+
+def print_payments(report: dict[str, Any]) -> None:
+    print("\nInvoice payments through SQS\n")
+    print(f"   sent: {', '.join(report['cases'])}")
+    failures = sum(len(r.get("batchItemFailures", [])) for r in report["responses"])
+    print(f"   delivered in {len(report['responses'])} batch(es); messages returned for retry: {failures}\n")
+    print(f"   {'payment':<10} {'invoice':<10} {'amount':>10}  outcome")
+    for row in report["outcomes"]:
+        status = row["status"]
+        detail = {
+            "applied": f"ConnectWise now holds {row['connectwise_amount']} of {row['invoice_total']}",
+            "failed": row["error"],
+            "overage": row["error"],
+        }[status]
+        print(
+            f"   {row['payment_id'] or '-':<10} {row['invoice_number'] or '-':<10} {row['paid_amount'] or '-':>10}  {status}: {detail}"
+        )
+    applied_1001 = sum(
+        1 for row in report["outcomes"] if row["payment_id"] == "PAY-1001" and row["status"] == "applied"
+    )
+    print(f"   PAY-1001 was sent twice and applied {applied_1001} time(s)")
+    print(f"   dead-letter queue: {report['dead_letters']} message(s) (the malformed one, with its error)")
+    print(f"\n   {'invoice':<10} {'total':>10} {'paid':>10}  date paid")
+    for invoice in report["invoices"]:
+        print(
+            f"   {invoice['number']:<10} {invoice['total']:>10} {invoice['paid_amount']:>10}  {invoice['date_paid'] or '(not fully paid)'}"
+        )
+    print(f"\n   events: {dict(report['events'])}")
+
+
 def _first_invoice_id(stack: Stack, download: dict[str, Any]) -> int:
     """The sandbox numbers invoices CW-<record id>; excluding one shows the recreate filters."""
     s3 = stack.client("s3")
@@ -211,14 +312,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "out", help="where to mirror the S3 objects")
     out = parser.parse_args(argv).out
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the report, not the JSON logs; INFO shows them
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # nor the EMF metric lines
     try:
         with local_environment() as env:
             report = run_life_cycle(env)
+            payments = run_payments(env)
             mirrored = mirror_bucket(env.stack, out)
     except KeyboardInterrupt:
         print("interrupted; everything started was stopped", file=sys.stderr)
         return 130
     print_report(report, mirrored, out)
+    print_payments(payments)
     return 0
 
 

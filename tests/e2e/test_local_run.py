@@ -42,6 +42,15 @@ def test_make_run_pipeline(tmp_path: Path) -> None:
     assert f"total {manifest['totals']['invoices']:>12}" in report
     assert "sandbox-password" not in result.stdout + result.stderr
 
+    payments = report[report.index("Invoice payments through SQS") :]
+    assert "messages returned for retry: 0" in payments
+    assert "PAY-1001 was sent twice and applied 1 time(s)" in payments
+    assert "failed: Cannot find Invoice Number CW-99999" in payments
+    assert "overage: Paid amount exceeds the invoice total" in payments and "discarded 25.00" in payments
+    assert "dead-letter queue: 1 message(s)" in payments
+    [success_xml] = (out / "payments").rglob("*-success.xml")
+    assert success_xml.read_text().count("<UpdateInvoicePayment>") == 4
+
 
 def test_local_environment_stops_what_it_started_on_failure() -> None:
     import socket

@@ -48,16 +48,19 @@ def payment_services(env: LocalEnvironment, sandbox: SandboxServer) -> Services:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(payments=payment_sets, data=st.data())
 def test_any_delivery_order_ends_with_the_capped_sum(
-    payments: list[tuple[int, Decimal, int]], data: st.DataObject, payment_services: Services, sandbox: SandboxServer
+    payments: list[tuple[int, Decimal, int]],
+    data: st.DataObject,
+    payment_services: Services,
+    sandbox: SandboxServer,
 ) -> None:
     invoices = sandbox.accounting.site.invoices[:INVOICES]
     _reset(invoices, payment_services)
 
-    bodies = [
-        _body(invoices[i].number, amount, f"P{n}", day) for n, (i, amount, day) in enumerate(payments)
-    ]
+    bodies = [_body(invoices[i].number, amount, f"P{n}", day) for n, (i, amount, day) in enumerate(payments)]
     copies = [data.draw(st.integers(1, 3), label=f"copies of P{n}") for n in range(len(bodies))]
-    queue = data.draw(st.permutations([body for body, count in zip(bodies, copies, strict=True) for _ in range(count)]))
+    queue = data.draw(
+        st.permutations([body for body, count in zip(bodies, copies, strict=True) for _ in range(count)])
+    )
     if data.draw(st.booleans(), label="ConnectWise fails at first"):
         sandbox.faults.set({"statuses": [503] * 4, "retry_after": 0})
     concurrent = data.draw(st.booleans(), label="two invocations at once")
