@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -29,6 +30,7 @@ class LambdaContext:
         return 120_000
 
 
+@cache
 def load_module(function_dir: str) -> ModuleType:
     """Import functions/<dir>/app.py under a unique module name (every function's file is app.py)."""
     path = ROOT / "functions" / function_dir / "app.py"
@@ -42,10 +44,11 @@ def load_module(function_dir: str) -> ModuleType:
 def invoke(stack: Stack, logical_id: str, event: dict[str, Any]) -> Any:
     """Run a function's handler with its template environment, as Lambda would."""
     function = stack.functions[logical_id]
-    os.environ.update(function["environment"])
     from connector.runtime import services
 
-    services.cache_clear()  # settings come from this function's environment
+    if any(os.environ.get(key) != value for key, value in function["environment"].items()):
+        os.environ.update(function["environment"])
+        services.cache_clear()  # settings come from this function's environment, as in its container
     module = load_module(Path(function["code_uri"]).name)
     handler: Handler = getattr(module, function["handler"].split(".", 1)[1])
     return handler(event, LambdaContext(logical_id, aws_request_id=str(uuid.uuid4())))

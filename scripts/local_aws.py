@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import requests
 import yaml
 from moto.server import ThreadedMotoServer
 
@@ -62,8 +63,11 @@ def moto_server() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    # moto servers of one process share their state: start from nothing.
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
     try:
-        yield f"http://{host}:{port}"
+        yield endpoint
     finally:
         server.stop()
 

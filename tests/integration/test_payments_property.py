@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectwise.accounting import AccountingClient
 from connector.payment_ledger import PaymentLedger, invoice_key
 from connector.payments import Message, PaymentOutcome, apply_payment_messages
 from connector.services import Services
+from connectwise.accounting import AccountingClient
 from sandbox.server import SandboxServer
 from scripts.local_run import LocalEnvironment
 from tests.conftest import sandbox_connection
