@@ -36,6 +36,10 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy layers/connectwise functions sandbox scripts
 
+# Benchmarks print ratios against a baseline measured in the same run; not part of make test.
+bench: install
+	$(PY) -m scripts.bench
+
 build: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM) build
 

@@ -5,7 +5,8 @@ Control API (loopback only, not part of ConnectWise):
   HTTP statuses), `retry_after` (seconds, sent with 429/503), `hangs` and `hang_seconds` (the
   next requests answer only after that long), `malformed` (the next replies are cut short).
   `max_per_second` (answer 429 with `Retry-After: 1` above that many GL-page requests a second).
-* `GET /_sandbox/state`: unposted invoice numbers, posted GL entry count, batches.
+* `GET /_sandbox/state`: unposted invoice numbers, posted GL entry count, batches, and how many
+  requests the rate limit answered with 429.
 * `GET /_sandbox/invoices`: every invoice's number, total, paid amount and paid date.
 """
 
@@ -32,12 +33,13 @@ class Faults:
     malformed: int = 0
     max_per_second: int = 0
     recent: list[float] = field(default_factory=list, repr=False)
+    throttled: int = 0  # requests answered 429 by the rate limit
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def set(self, settings: dict[str, Any]) -> None:
         with self.lock:
             for key, value in settings.items():
-                if key in {"lock", "recent"} or not hasattr(self, key):
+                if key in {"lock", "recent", "throttled"} or not hasattr(self, key):
                     raise ValueError(f"unknown fault {key!r}")
                 setattr(self, key, value)
 
@@ -49,6 +51,7 @@ class Faults:
                 now = time.monotonic()
                 self.recent = [t for t in self.recent if now - t < 1.0]
                 if len(self.recent) >= self.max_per_second:
+                    self.throttled += 1
                     return 429, 0.0, False
                 self.recent.append(now)
             hang = 0.0
@@ -106,6 +109,7 @@ class _Handler(BaseHTTPRequestHandler):
                 state = {
                     "posted_entries": len(accounting.posted),
                     "batches": sorted(set(accounting.posted.values())),
+                    "throttled": self.server.faults.throttled,
                 }
             state["unposted_invoices"] = accounting.unposted_invoice_numbers()
             self._reply(200, json.dumps(state).encode(), "application/json")

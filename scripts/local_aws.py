@@ -17,7 +17,8 @@ from typing import Any
 import boto3
 import requests
 import yaml
-from moto.server import ThreadedMotoServer
+
+from scripts.moto_serial import MotoServer
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -60,10 +61,8 @@ def load_template(path: Path = ROOT / "template.yaml") -> dict[str, Any]:
 def moto_server() -> Iterator[str]:
     """A moto server on a free loopback port; yields its endpoint URL."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log on the console
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+    server = MotoServer().start()
+    endpoint = server.endpoint
     # moto servers of one process share their state: start from nothing.
     requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
     try:
@@ -83,7 +82,9 @@ class Stack:
     functions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION)
+        """A client of this stack's moto (or of the service's own, AWS_ENDPOINT_URL_<SERVICE>)."""
+        endpoint = os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}", self.endpoint)
+        return boto3.client(service, endpoint_url=endpoint, region_name=REGION)
 
     def function_env(self, logical_id: str) -> dict[str, str]:
         return dict(self.functions[logical_id]["environment"])

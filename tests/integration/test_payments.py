@@ -6,6 +6,8 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from connector.payment_ledger import PaymentLedger
 from sandbox.server import SandboxServer
 from scripts.lambda_local import invoke, poll_sqs, sqs_event
@@ -282,3 +284,48 @@ def test_concurrent_invocations_end_with_the_sum(env: LocalEnvironment, sandbox:
 def _message(message_id: str, body: dict[str, Any]) -> dict[str, Any]:
     text = json.dumps(body)
     return {"MessageId": message_id, "ReceiptHandle": message_id, "Body": text, "MD5OfBody": "x"}
+
+
+def test_a_payment_in_another_currency_fails_alone(env: LocalEnvironment, sandbox: SandboxServer) -> None:
+    target = invoice(sandbox)
+    send(env, payment(target.number, "10.00", "P1", currency="USD"))
+    deliver(env)
+    send(
+        env,
+        payment(target.number, "5.00", "P2", day=2, currency="EUR"),
+        payment(target.number, "2.00", "P3", day=3),
+    )
+    deliver(env)
+    assert target.paid_amount == Decimal("12.00")
+    [failed] = rows(env, "fail.jsonl")
+    assert (
+        failed["payment_id"] == "P2" and "is paid in USD; a payment in EUR cannot be added" in failed["error"]
+    )
+
+
+def test_a_lost_lease_flags_the_invoice_and_the_next_delivery_repairs_connectwise(
+    env: LocalEnvironment, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An invocation that outlives its lease may overwrite a newer amount: the invoice is resynced."""
+    from connectwise.accounting import AccountingClient
+
+    target = invoice(sandbox)
+    original = AccountingClient.update_invoice_payment
+
+    def slow_and_overtaken(self: AccountingClient, number: str, amount: Decimal, date_paid: Any) -> Any:
+        reply = original(self, number, amount, date_paid)
+        # Meanwhile the lease expired and another invocation took it, then ConnectWise was changed.
+        assert ledger(env).acquire("main", number, "other-invocation", int(time.time()) + 10_000, 600)
+        target.paid_amount = Decimal("1.00")
+        return reply
+
+    monkeypatch.setattr(AccountingClient, "update_invoice_payment", slow_and_overtaken)
+    send(env, payment(target.number, "10.00", "P1"))
+    [response] = deliver(env)
+    assert len(response["batchItemFailures"]) == 1  # LeaseLostError is transient
+    assert ledger(env).read("main", target.number).resync
+    monkeypatch.undo()
+    ledger(env).release("main", target.number, "other-invocation")
+    assert deliver(env) == [{"batchItemFailures": []}]
+    assert target.paid_amount == Decimal("10.00")  # the cumulative amount was sent again
+    assert not ledger(env).read("main", target.number).resync

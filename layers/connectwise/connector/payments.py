@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from connector.errors import ConnectorError, InvalidRequestError
-from connector.payment_ledger import APPLIED, FAILED, PENDING, InvoiceLedger, PaymentConflictError
+from connector.payment_ledger import APPLIED, FAILED, PENDING, Entry, InvoiceLedger
 from connector.payment_messages import Payment, RejectedPayment, parse_payment_message, payments_document
 from connector.services import Services
 from connectwise.errors import ConnectWiseError
@@ -125,76 +125,114 @@ def settle_invoice(
         error = f"unknown connection {connection!r} (configured: {known})"
         return [_outcome("failed", p, message_id, error=error) for message_id, p in group]
 
-    recorded: dict[str, str] = {}  # payment id -> message id, for payments recorded or seen now
+    message_ids: dict[str, str] = {}  # payment id -> the first message that carried it here
+    entries: dict[str, Entry] = {}
     for message_id, payment in group:
-        try:
-            new = ledger.record(
-                connection,
-                invoice_number,
-                payment.payment_id,
-                payment.paid_amount,
-                payment.date_paid.isoformat(),
-                payment.currency or "",
-            )
-        except PaymentConflictError as exc:
-            outcomes.append(_outcome("failed", payment, message_id, error=exc.message))
-            continue
-        recorded.setdefault(payment.payment_id, message_id)
-        if not new:
-            # A pending duplicate is reported by the sync below; a settled one changes nothing.
-            entry = ledger.read(connection, invoice_number).payments[payment.payment_id]
-            if entry.state != PENDING:
-                outcomes.append(_outcome("duplicate", payment, message_id, error=entry.error))
+        message_ids.setdefault(payment.payment_id, message_id)
+        entries.setdefault(payment.payment_id, _entry(payment))
 
     token = uuid.uuid4().hex
-    if not ledger.acquire(connection, invoice_number, token, int(services.clock()), LEASE_SECONDS):
+    now = int(services.clock())
+    state = ledger.claim(connection, invoice_number, list(entries.values()), token, now, LEASE_SECONDS)
+    if state is None:
         raise InvoiceBusyError(f"invoice {invoice_number} is being settled by another invocation")
     try:
-        outcomes.extend(_sync(connection, invoice_number, token, recorded, services))
-    finally:
+        for message_id, payment in group:
+            recorded = state.payments[payment.payment_id]
+            if _fields(recorded) != _fields(_entry(payment)):
+                error = (
+                    f"payment {payment.payment_id} for invoice {invoice_number} was already recorded with amount "
+                    f"{recorded.amount} on {recorded.date_paid}; a payment id cannot change"
+                )
+                outcomes.append(_outcome("failed", payment, message_id, error=error))
+            elif recorded.state != PENDING:  # settled before: nothing changes
+                outcomes.append(_outcome("duplicate", payment, message_id, error=recorded.error))
+        outcomes.extend(_sync(state, token, message_ids, services))
+    except BaseException:
         ledger.release(connection, invoice_number, token)
+        raise
     return outcomes
 
 
+def _entry(payment: Payment) -> Entry:
+    return Entry(
+        payment.payment_id,
+        payment.paid_amount,
+        payment.date_paid.isoformat(),
+        payment.currency or "",
+        PENDING,
+    )
+
+
+def _fields(entry: Entry) -> tuple[Decimal, str, str]:
+    return entry.amount, entry.date_paid, entry.currency
+
+
 def _sync(
-    connection: str, invoice_number: str, token: str, message_ids: dict[str, str], services: Services
+    state: InvoiceLedger, token: str, message_ids: dict[str, str], services: Services
 ) -> list[PaymentOutcome]:
-    """Send the cumulative amount until no payment of the invoice is pending."""
+    """Send the cumulative amount if anything is pending, then mark and give the lease back."""
     ledger = services.payment_ledger
-    client = None
-    outcomes: list[PaymentOutcome] = []
-    while True:
-        state = ledger.read(connection, invoice_number)
-        pending = sorted(state.pending, key=lambda e: (e.date_paid, e.payment_id))
-        if not pending:
-            return outcomes
-        client = client or services.client_for(connection)
-        last_paid = max(datetime.fromisoformat(e.date_paid) for e in state.counted)
-        ids = [e.payment_id for e in pending]
+    pending = state.pending
+    if not pending and not state.resync:
+        ledger.release(state.connection, state.invoice_number, token)
+        return []
+    odd, currency_error = _other_currency(state)
+    marks: dict[str, tuple[str, str]] = {e.payment_id: (FAILED, currency_error) for e in odd}
+    counted = [e for e in state.counted if e.payment_id not in marks]
+    cumulative = sum((e.amount for e in counted), Decimal("0.00"))
+    reply = None
+    if counted:
+        last_paid = max(datetime.fromisoformat(e.date_paid) for e in counted)
         try:
-            reply = client.update_invoice_payment(invoice_number, state.cumulative, last_paid)
+            reply = services.client_for(state.connection).update_invoice_payment(
+                state.invoice_number, cumulative, last_paid
+            )
         except ConnectWiseError as exc:
             if exc.transient:
                 raise
-            ledger.mark(state, token, ids, FAILED, error=exc.message)
-            outcomes += [_entry_outcome("failed", state, e, message_ids, error=exc.message) for e in pending]
+            marks |= {e.payment_id: (FAILED, exc.message) for e in pending if e.payment_id not in marks}
+    shares: dict[str, Decimal] = {}
+    if reply is None:
+        ledger.settle(state, token, marks)
+    else:
+        applied = [e for e in pending if e.payment_id not in marks]
+        marks |= {e.payment_id: (APPLIED, "") for e in applied}
+        overage = max(Decimal("0.00"), cumulative - reply.paid_amount)
+        shares = _overage_shares(applied, overage - state.overage)
+        ledger.settle(state, token, marks, applied=reply.paid_amount, total=reply.total, overage=overage)
+
+    outcomes = []
+    for entry in pending:
+        status, error = marks[entry.payment_id]
+        if status == FAILED or reply is None:
+            outcomes.append(_entry_outcome("failed", state, entry, message_ids, error=error))
             continue
-        overage = max(Decimal("0.00"), state.cumulative - reply.paid_amount)
-        ledger.mark(state, token, ids, APPLIED, applied=reply.paid_amount, total=reply.total, overage=overage)
-        shares = _overage_shares(pending, overage - state.overage)
-        for entry in pending:
-            outcomes.append(
-                _entry_outcome(
-                    "applied",
-                    state,
-                    entry,
-                    message_ids,
-                    cumulative=state.cumulative,
-                    connectwise_amount=reply.paid_amount,
-                    invoice_total=reply.total,
-                    overage=shares[entry.payment_id],
-                )
+        outcomes.append(
+            _entry_outcome(
+                "applied",
+                state,
+                entry,
+                message_ids,
+                cumulative=cumulative,
+                connectwise_amount=reply.paid_amount,
+                invoice_total=reply.total,
+                overage=shares[entry.payment_id],
             )
+        )
+    return outcomes
+
+
+def _other_currency(state: InvoiceLedger) -> tuple[list[Entry], str]:
+    """Pending payments in another currency than the invoice's first payment that names one."""
+    named = sorted((e for e in state.counted if e.currency), key=lambda e: (e.state != APPLIED, e.date_paid))
+    odd = [e for e in state.pending if named and e.currency and e.currency != named[0].currency]
+    if not odd:
+        return [], ""
+    return odd, (
+        f"invoice {state.invoice_number} is paid in {named[0].currency}; "
+        f"a payment in {odd[0].currency} cannot be added"
+    )
 
 
 def _overage_shares(pending: list[Any], new_overage: Decimal) -> dict[str, Decimal]:

@@ -1,0 +1,269 @@
+"""`make bench`: benchmarks with a baseline measured in the same run; prints ratios.
+
+payments: 500 invoice payments through SQS against the sandbox with 50 ms of latency on every
+ConnectWise call and a rate limit answered with 429 + Retry-After. The connector as built (10
+concurrent invocations of 10 messages, as an event source mapping scales) against a one-at-a-time
+baseline (one invocation of one message at a time). Afterwards ConnectWise's amounts are
+compared with the capped sum of each invoice's distinct payments: duplicated and lost must be 0.
+"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import random
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import requests
+
+from scripts.lambda_local import acknowledge, invoke, sqs_event
+from scripts.local_aws import create_stack, use_endpoint
+from scripts.local_run import CONNECTION, SANDBOX_LOGIN, sandbox_process
+
+LATENCY_MS = 50
+RATE_LIMIT_PER_SECOND = 100
+
+
+@contextmanager
+def moto_process() -> Iterator[str]:
+    """moto in its own process, so the connector's threads do not share its interpreter lock."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scripts.moto_serial", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                requests.get(f"{endpoint}/moto-api/", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Run:
+    seconds: float
+    duplicated: int
+    lost: int
+    invocations: int
+    throttled: int
+
+
+def payments_run(concurrency: int, batch_size: int, count: int, seed: int) -> Run:
+    with (
+        moto_process() as endpoint,
+        moto_process() as ledger_endpoint,
+        sandbox_process(seed=seed, invoices=count) as site,
+    ):
+        use_endpoint(endpoint)
+        # The ledger's DynamoDB gets a moto process of its own: moto serves one request at a time
+        # per process, and on 2 cores the emulator, not the connector, would set the pace.
+        os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = ledger_endpoint
+        _cold_start()
+        secrets = _client(endpoint, "secretsmanager")
+        arn = secrets.create_secret(
+            Name=f"connectwise/{CONNECTION}",
+            SecretString=json.dumps(SANDBOX_LOGIN | {"site": site, "use_ssl": False}),
+        )["ARN"]
+        stack = create_stack(endpoint, {"ConnectionName": CONNECTION, "ConnectionSecretArn": arn})
+        invoices = requests.get(f"http://{site}/_sandbox/invoices", timeout=10).json()
+        payments = _payments(invoices, count, seed)
+        sqs = stack.client("sqs")
+        url = stack.physical["PaymentsQueue"]
+        for start in range(0, len(payments), 10):
+            sqs.send_message_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "MessageBody": json.dumps(p)}
+                    for i, p in enumerate(payments[start : start + 10])
+                ],
+            )
+        requests.post(
+            f"http://{site}/_sandbox/faults",
+            json={"latency_ms": LATENCY_MS, "max_per_second": RATE_LIMIT_PER_SECOND},
+            timeout=10,
+        ).raise_for_status()
+        throttled_before = _throttled(site)
+
+        # Each poller is its own process, as each Lambda execution environment is; they start
+        # warm and wait for the signal, so the clock measures settling payments, not imports.
+        context = multiprocessing.get_context("spawn")
+        go, results = context.Event(), context.Queue()
+        workers = [
+            context.Process(target=_poller, args=(stack, ledger_endpoint, batch_size, go, results))
+            for _ in range(concurrency)
+        ]
+        for worker in workers:
+            worker.start()
+        ready = [results.get(timeout=120) for _ in workers]
+        assert all(r == "ready" for r in ready)
+        started = time.perf_counter()
+        go.set()
+        invocations = sum(results.get(timeout=900) for _ in workers)
+        elapsed = time.perf_counter() - started
+        for worker in workers:
+            worker.join(timeout=30)
+
+        final = {i["number"]: i for i in requests.get(f"http://{site}/_sandbox/invoices", timeout=10).json()}
+        duplicated, lost = _compare(payments, final)
+        return Run(elapsed, duplicated, lost, invocations, _throttled(site) - throttled_before)
+
+
+def _poller(stack: Any, ledger_endpoint: str, batch_size: int, go: Any, results: Any) -> None:
+    """Receive, invoke, acknowledge until the queue is drained; report the invocation count."""
+    use_endpoint(stack.endpoint)
+    os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = ledger_endpoint
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    invoke(stack, "UploadInvoicePaymentsFunction", {"Records": []})  # a warm container
+    sqs = stack.client("sqs")
+    url, arn = stack.physical["PaymentsQueue"], stack.arns["PaymentsQueue"]
+    results.put("ready")
+    go.wait()
+    invocations = 0
+    while True:
+        messages = _gather(sqs, url, batch_size)
+        if not messages:
+            if _queue_empty(sqs, url):
+                break
+            time.sleep(0.05)
+            continue
+        response = invoke(stack, "UploadInvoicePaymentsFunction", sqs_event(messages, arn))
+        invocations += 1
+        acknowledge(sqs, url, messages, response)
+    results.put(invocations)
+
+
+def _gather(sqs: Any, url: str, batch_size: int) -> list[dict[str, Any]]:
+    """Up to `batch_size` messages, 10 per receive, as an event source mapping batches them.
+
+    Short polls: moto's long poll waits for a full receive, which would time the emulator."""
+    messages: list[dict[str, Any]] = []
+    while len(messages) < batch_size:
+        wanted = min(10, batch_size - len(messages))
+        received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=wanted).get("Messages", [])
+        messages += received
+        if len(received) < wanted:
+            break
+    return messages
+
+
+def _queue_empty(sqs: Any, url: str) -> bool:
+    """Nothing visible and nothing in flight: every message was deleted."""
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return all(attributes[name] == "0" for name in names)
+
+
+def _cold_start() -> None:
+    """A new stack is a new deployment: no cached clients, secrets or settings."""
+    from aws_lambda_powertools.utilities import parameters
+
+    from connector.runtime import services
+
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
+    services.cache_clear()
+
+
+def _throttled(site: str) -> int:
+    state = requests.get(f"http://{site}/_sandbox/state", timeout=10).json()
+    return int(state.get("throttled", 0))
+
+
+def _client(endpoint: str, service: str) -> Any:
+    import boto3
+
+    return boto3.client(service, endpoint_url=endpoint)
+
+
+def _payments(invoices: list[dict[str, Any]], count: int, seed: int) -> list[dict[str, Any]]:
+    """`count` distinct payments: most invoices get one or two, a few are overpaid."""
+    rng = random.Random(seed)
+    payments = []
+    for n in range(count):
+        invoice = invoices[rng.randrange(len(invoices) // 2)]
+        share = Decimal(rng.choice(("0.25", "0.40", "0.50", "0.75")))
+        amount = max(Decimal("0.01"), (Decimal(invoice["total"]) * share).quantize(Decimal("0.01")))
+        payments.append(
+            {
+                "connection": CONNECTION,
+                "invoice_number": invoice["number"],
+                "paid_amount": str(amount),
+                "date_paid": f"2026-11-{1 + n % 28:02d}T10:00:00+00:00",
+                "payment_id": f"BENCH-{n:04d}",
+            }
+        )
+    return payments
+
+
+def _compare(payments: list[dict[str, Any]], final: dict[str, dict[str, Any]]) -> tuple[int, int]:
+    """Invoices whose ConnectWise amount is above (duplicated) or below (lost) the capped sum."""
+    sums: dict[str, Decimal] = defaultdict(Decimal)
+    for payment in payments:
+        sums[payment["invoice_number"]] += Decimal(payment["paid_amount"])
+    duplicated = lost = 0
+    for number, total_paid in sums.items():
+        expected = min(total_paid, Decimal(final[number]["total"]))
+        held = Decimal(final[number]["paid_amount"])
+        duplicated += held > expected
+        lost += held < expected
+    return duplicated, lost
+
+
+def bench_payments(count: int) -> None:
+    print(
+        f"payments: {count} payments, {LATENCY_MS} ms per ConnectWise call, {RATE_LIMIT_PER_SECOND} calls/s limit (429)"
+    )
+    baseline = payments_run(concurrency=1, batch_size=1, count=count, seed=11)
+    print(
+        f"  baseline  one message at a time:           {baseline.seconds:6.1f} s, {baseline.invocations} invocations, "
+        f"{baseline.throttled} throttled calls, duplicated {baseline.duplicated}, lost {baseline.lost}"
+    )
+    built = payments_run(concurrency=10, batch_size=10, count=count, seed=11)
+    print(
+        f"  connector 10 invocations x 10 messages:    {built.seconds:6.1f} s, {built.invocations} invocations, "
+        f"{built.throttled} throttled calls, duplicated {built.duplicated}, lost {built.lost}"
+    )
+    ratio = baseline.seconds / built.seconds
+    print(
+        f"payments: {count} in {built.seconds:.1f} s vs baseline {baseline.seconds:.1f} s, ratio {ratio:.1f}x, "
+        f"duplicated {built.duplicated + baseline.duplicated}, lost {built.lost + baseline.lost}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.bench", description=__doc__)
+    parser.add_argument("--payments", type=int, default=500)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    bench_payments(args.payments)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
