@@ -25,7 +25,7 @@ from typing import Any
 import requests
 
 from scripts.lambda_local import acknowledge, invoke, sqs_event
-from scripts.local_aws import create_stack, use_endpoint
+from scripts.local_aws import create_stack, load_template, use_endpoint
 from scripts.local_run import CONNECTION, SANDBOX_LOGIN, sandbox_process
 
 LATENCY_MS = 50
@@ -234,19 +234,22 @@ def _compare(payments: list[dict[str, Any]], final: dict[str, dict[str, Any]]) -
     return duplicated, lost
 
 
-def bench_payments(count: int) -> None:
+def bench_payments(count: int, concurrency: int) -> None:
+    batch_size = int(load_template()["Parameters"]["PaymentsBatchSize"]["Default"])
     print(
-        f"payments: {count} payments, {LATENCY_MS} ms per ConnectWise call, {RATE_LIMIT_PER_SECOND} calls/s limit (429)"
+        f"payments: {count} payments, {LATENCY_MS} ms per ConnectWise call, "
+        f"{RATE_LIMIT_PER_SECOND} calls/s limit (429)"
     )
     baseline = payments_run(concurrency=1, batch_size=1, count=count, seed=11)
     print(
-        f"  baseline  one message at a time:           {baseline.seconds:6.1f} s, {baseline.invocations} invocations, "
-        f"{baseline.throttled} throttled calls, duplicated {baseline.duplicated}, lost {baseline.lost}"
+        f"  baseline  one message at a time:               {baseline.seconds:6.1f} s, {baseline.invocations} "
+        f"invocations, {baseline.throttled} throttled calls, duplicated {baseline.duplicated}, lost {baseline.lost}"
     )
-    built = payments_run(concurrency=10, batch_size=10, count=count, seed=11)
+    built = payments_run(concurrency=concurrency, batch_size=batch_size, count=count, seed=11)
     print(
-        f"  connector 10 invocations x 10 messages:    {built.seconds:6.1f} s, {built.invocations} invocations, "
-        f"{built.throttled} throttled calls, duplicated {built.duplicated}, lost {built.lost}"
+        f"  connector {concurrency} invocations x {batch_size} messages at a time: {built.seconds:6.1f} s, "
+        f"{built.invocations} invocations, {built.throttled} throttled calls, duplicated {built.duplicated}, "
+        f"lost {built.lost}"
     )
     ratio = baseline.seconds / built.seconds
     print(
@@ -258,10 +261,16 @@ def bench_payments(count: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.bench", description=__doc__)
     parser.add_argument("--payments", type=int, default=500)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=2,
+        help="concurrent invocations for the connector run (default 2: more than the cores only adds contention here)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    bench_payments(args.payments)
+    bench_payments(args.payments, args.concurrency)
     return 0
 
 
