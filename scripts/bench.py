@@ -25,7 +25,7 @@ from typing import Any
 import requests
 
 from scripts.lambda_local import acknowledge, invoke, sqs_event
-from scripts.local_aws import create_stack, load_template, use_endpoint
+from scripts.local_aws import aws_client, create_stack, load_template, use_endpoint
 from scripts.local_run import CONNECTION, SANDBOX_LOGIN, sandbox_process
 
 LATENCY_MS = 50
@@ -84,7 +84,7 @@ def payments_run(concurrency: int, batch_size: int, count: int, seed: int) -> Ru
         # per process, and on 2 cores the emulator, not the connector, would set the pace.
         os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = ledger_endpoint
         _cold_start()
-        secrets = _client(endpoint, "secretsmanager")
+        secrets = aws_client(endpoint, "secretsmanager")
         arn = secrets.create_secret(
             Name=f"connectwise/{CONNECTION}",
             SecretString=json.dumps(SANDBOX_LOGIN | {"site": site, "use_ssl": False}),
@@ -192,12 +192,6 @@ def _cold_start() -> None:
 def _throttled(site: str) -> int:
     state = requests.get(f"http://{site}/_sandbox/state", timeout=10).json()
     return int(state.get("throttled", 0))
-
-
-def _client(endpoint: str, service: str) -> Any:
-    import boto3
-
-    return boto3.client(service, endpoint_url=endpoint)
 
 
 def _payments(invoices: list[dict[str, Any]], count: int, seed: int) -> list[dict[str, Any]]:

@@ -198,6 +198,10 @@ def _resolve(stack: Stack, value: Any) -> Any:
     return {key: _resolve(stack, v) for key, v in value.items()}
 
 
+def aws_client(endpoint: str, service: str) -> Any:
+    return boto3.client(service, endpoint_url=endpoint, region_name=REGION)
+
+
 def use_endpoint(endpoint: str) -> None:
     """Point every boto3 client of this process at moto, with fake credentials."""
     os.environ.update(FAKE_AWS_ENV | {"AWS_ENDPOINT_URL": endpoint})

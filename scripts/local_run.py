@@ -24,7 +24,7 @@ from typing import Any
 import requests
 
 from scripts.lambda_local import invoke, poll_sqs, schedule_input
-from scripts.local_aws import ROOT, Stack, create_stack, moto_server, use_endpoint
+from scripts.local_aws import ROOT, Stack, aws_client, create_stack, moto_server, use_endpoint
 
 CONNECTION = "main"
 SANDBOX_LOGIN = {"company": "sandbox", "username": "accounting", "password": "sandbox-password"}
@@ -83,19 +83,13 @@ def local_environment(
         endpoint = endpoint or stop.enter_context(moto_server())
         use_endpoint(endpoint)
         site = sandbox_site or stop.enter_context(sandbox_process(seed, invoices))
-        secrets = _client(endpoint, "secretsmanager")
+        secrets = aws_client(endpoint, "secretsmanager")
         secret_value = SANDBOX_LOGIN | {"site": site, "use_ssl": False}
         arn = secrets.create_secret(Name=f"connectwise/{CONNECTION}", SecretString=json.dumps(secret_value))[
             "ARN"
         ]
         stack = create_stack(endpoint, {"ConnectionName": CONNECTION, "ConnectionSecretArn": arn})
         yield LocalEnvironment(stack, site, _observe_events(stack))
-
-
-def _client(endpoint: str, service: str) -> Any:
-    import boto3
-
-    return boto3.client(service, endpoint_url=endpoint)
 
 
 def _observe_events(stack: Stack) -> str:

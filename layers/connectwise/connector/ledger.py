@@ -270,43 +270,36 @@ class Ledger:
 
     def fail_posting(self, batch: BatchRecord, error: str, now: int) -> None:
         """POSTING -> FAILED; the batch keeps its kinds so its records are not handed out again."""
-        try:
-            self.db.update_item(
-                TableName=self.table,
-                Key=batch_key(batch.connection, batch.batch_id),
-                UpdateExpression="SET #status = :failed, #error = :error, updated_at = :now",
-                ConditionExpression="#status = :posting",
-                ExpressionAttributeNames={"#status": "status", "#error": "error"},
-                ExpressionAttributeValues={
-                    ":failed": {"S": FAILED},
-                    ":posting": {"S": POSTING},
-                    ":error": {"S": error[:1000]},
-                    ":now": {"N": str(now)},
-                },
-            )
-        except ClientError as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
-                raise BatchBusyError(f"batch {batch.batch_id} changed state while failing it") from None
-            raise
+        if not self._leave_posting(batch, FAILED, now, error):
+            raise BatchBusyError(f"batch {batch.batch_id} changed state while failing it")
 
     def abort_posting(self, batch: BatchRecord, now: int) -> None:
         """POSTING -> DOWNLOADED after a transient failure, so the retry can start at once."""
+        self._leave_posting(batch, DOWNLOADED, now)
+
+    def _leave_posting(self, batch: BatchRecord, status: str, now: int, error: str = "") -> bool:
+        """POSTING -> `status` (recording `error` if any); False if the batch was not POSTING."""
+        names = {"#status": "status"}
+        values = {":status": {"S": status}, ":posting": {"S": POSTING}, ":now": {"N": str(now)}}
+        update = "SET #status = :status, updated_at = :now"
+        if error:
+            names["#error"] = "error"
+            values[":error"] = {"S": error[:1000]}
+            update += ", #error = :error"
         try:
             self.db.update_item(
                 TableName=self.table,
                 Key=batch_key(batch.connection, batch.batch_id),
-                UpdateExpression="SET #status = :downloaded, updated_at = :now",
+                UpdateExpression=update,
                 ConditionExpression="#status = :posting",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":downloaded": {"S": DOWNLOADED},
-                    ":posting": {"S": POSTING},
-                    ":now": {"N": str(now)},
-                },
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
             )
         except ClientError as exc:
             if _code(exc) != "ConditionalCheckFailedException":
                 raise
+            return False
+        return True
 
     def _close(
         self, batch: BatchRecord, status: str, allowed: Sequence[str], now: int, extra: dict[str, Any]

@@ -206,12 +206,17 @@ def _sync(
     for entry in pending:
         status, error = marks[entry.payment_id]
         if status == FAILED or reply is None:
-            outcomes.append(_entry_outcome("failed", state, entry, message_ids, error=error))
+            outcomes.append(
+                _entry_outcome(
+                    "failed", state.connection, state.invoice_number, entry, message_ids, error=error
+                )
+            )
             continue
         outcomes.append(
             _entry_outcome(
                 "applied",
-                state,
+                state.connection,
+                state.invoice_number,
                 entry,
                 message_ids,
                 cumulative=cumulative,
@@ -246,23 +251,22 @@ def _overage_shares(pending: list[Any], new_overage: Decimal) -> dict[str, Decim
 
 
 def _outcome(status: str, payment: Payment, message_id: str, error: str = "") -> PaymentOutcome:
-    return PaymentOutcome(
-        status=status,
-        connection=payment.connection,
-        invoice_number=payment.invoice_number,
-        payment_id=payment.payment_id,
-        paid_amount=str(payment.paid_amount),
-        date_paid=payment.date_paid.isoformat(),
-        currency=payment.currency or "",
+    """The outcome of a payment as received (not settled by a ConnectWise call)."""
+    return _entry_outcome(
+        status,
+        payment.connection,
+        payment.invoice_number,
+        _entry(payment),
+        {payment.payment_id: message_id},
         error=error,
-        message_id=message_id,
     )
 
 
 def _entry_outcome(
     status: str,
-    state: InvoiceLedger,
-    entry: Any,
+    connection: str,
+    invoice_number: str,
+    entry: Entry,
     message_ids: dict[str, str],
     error: str = "",
     cumulative: Decimal | None = None,
@@ -272,8 +276,8 @@ def _entry_outcome(
 ) -> PaymentOutcome:
     return PaymentOutcome(
         status=status,
-        connection=state.connection,
-        invoice_number=state.invoice_number,
+        connection=connection,
+        invoice_number=invoice_number,
         payment_id=entry.payment_id,
         paid_amount=str(entry.amount),
         date_paid=entry.date_paid,
