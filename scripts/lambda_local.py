@@ -3,13 +3,17 @@
 import importlib.util
 import json
 import os
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from botocore.client import BaseClient
 
 from scripts.local_aws import ACCOUNT, REGION, ROOT, Stack
 
@@ -28,6 +32,66 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return 120_000
+
+
+class PolicyError(PermissionError):
+    """A function called an AWS API its policy in template.yaml does not allow."""
+
+
+_running: list[frozenset[str]] = []  # the allowed actions of each invocation running now
+_running_lock = threading.Lock()
+
+
+@contextmanager
+def policy_enforced(logical_id: str, allowed: frozenset[str]) -> Iterator[None]:
+    """While a handler runs, every AWS call must be allowed by its function's policy, as in AWS.
+
+    Checks actions, not resource ARNs. Calls the harness makes while a handler runs on another
+    thread are checked too (against any running function's policy): keep them out of that window.
+    """
+    with _running_lock:
+        _running.append(allowed)
+    try:
+        yield
+    finally:
+        with _running_lock:
+            _running.remove(allowed)
+
+
+# DynamoDB transactions have no IAM action of their own: each item needs its operation's action.
+TRANSACTION_ITEM_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+    "Get": "GetItem",
+}
+
+
+def required_actions(service: str, operation_name: str, api_params: dict[str, Any]) -> set[str]:
+    if operation_name in ("TransactWriteItems", "TransactGetItems"):
+        return {
+            f"{service}:{TRANSACTION_ITEM_ACTIONS[kind]}"
+            for item in api_params["TransactItems"]
+            for kind in item
+        }
+    return {f"{service}:{operation_name}"}
+
+
+def _checked(make_api_call: Callable[..., Any]) -> Callable[..., Any]:
+    def call(client: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+        running = list(_running)
+        if running:
+            needed = required_actions(client.meta.service_model.endpoint_prefix, operation_name, api_params)
+            if not any(needed <= allowed for allowed in running):
+                missing = ", ".join(sorted(needed - set().union(*running)))
+                raise PolicyError(f"{missing} is not allowed by the function's policy in template.yaml")
+        return make_api_call(client, operation_name, api_params)
+
+    return call
+
+
+BaseClient._make_api_call = _checked(BaseClient._make_api_call)
 
 
 @cache
@@ -51,7 +115,8 @@ def invoke(stack: Stack, logical_id: str, event: dict[str, Any]) -> Any:
         services.cache_clear()  # settings come from this function's environment, as in its container
     module = load_module(Path(function["code_uri"]).name)
     handler: Handler = getattr(module, function["handler"].split(".", 1)[1])
-    return handler(event, LambdaContext(logical_id, aws_request_id=str(uuid.uuid4())))
+    with policy_enforced(logical_id, function["actions"]):
+        return handler(event, LambdaContext(logical_id, aws_request_id=str(uuid.uuid4())))
 
 
 def poll_sqs(

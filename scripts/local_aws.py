@@ -124,8 +124,20 @@ def create_stack(endpoint: str, parameters: dict[str, str], name: str = "local")
             "handler": props["Handler"],
             "environment": {key: str(_resolve(stack, value)) for key, value in env.items()},
             "events": {key: _resolve(stack, ev) for key, ev in props.get("Events", {}).items()},
+            "actions": _allowed_actions(props.get("Policies", [])),
         }
     return stack
+
+
+def _allowed_actions(policies: list[Any]) -> frozenset[str]:
+    """The IAM actions a function's inline policy statements allow (`service:Operation`)."""
+    actions: set[str] = set()
+    for policy in policies:
+        for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+            if statement.get("Effect") == "Allow":
+                listed = statement["Action"]
+                actions |= {listed} if isinstance(listed, str) else set(listed)
+    return frozenset(actions)
 
 
 def _create(stack: Stack, logical_id: str, resource: dict[str, Any]) -> None:

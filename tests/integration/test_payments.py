@@ -2,15 +2,16 @@
 
 import json
 import threading
-import time
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from connector.payment_ledger import PaymentLedger
+from connector.payments import Message, apply_payment_messages
+from connectwise.accounting import AccountingClient
 from sandbox.server import SandboxServer
-from scripts.lambda_local import invoke, poll_sqs, sqs_event
+from scripts.lambda_local import invoke, load_module, poll_sqs, sqs_event
 from scripts.local_run import LocalEnvironment
 
 QUEUE, FUNCTION = "PaymentsQueue", "UploadInvoicePaymentsFunction"
@@ -123,12 +124,26 @@ def test_a_duplicate_payment_id_changes_nothing(env: LocalEnvironment, sandbox: 
     target = invoice(sandbox)
     send(env, payment(target.number, "10.00", "P1"))
     deliver(env)
-    calls = sandbox.accounting.payment_updates
+    before = ledger(env).read("main", target.number)
     send(env, payment(target.number, "10.00", "P1"), [payment(target.number, "10.00", "P1")])
     assert deliver(env) == [{"batchItemFailures": []}]
     assert target.paid_amount == Decimal("10.00")
-    assert sandbox.accounting.payment_updates == calls
+    assert ledger(env).read("main", target.number).payments == before.payments
     assert len(rows(env, "success.jsonl")) == 1
+    assert [e["detail-type"] for e in env.events()] == ["InvoicePaymentApplied"]
+
+
+def test_a_redelivered_payment_sends_the_cumulative_amount_again(
+    env: LocalEnvironment, sandbox: SandboxServer
+) -> None:
+    """ConnectWise's amount is repaired if something (a dead invocation, a manual edit) changed it."""
+    target = invoice(sandbox)
+    send(env, payment(target.number, "10.00", "P1"))
+    deliver(env)
+    target.paid_amount = Decimal("1.00")
+    send(env, payment(target.number, "10.00", "P1"))
+    deliver(env)
+    assert target.paid_amount == Decimal("10.00")
 
 
 def test_a_payment_id_cannot_change_its_amount(env: LocalEnvironment, sandbox: SandboxServer) -> None:
@@ -225,7 +240,7 @@ def test_transient_faults_are_retried_until_applied(env: LocalEnvironment, sandb
     [first] = deliver(env)
     assert len(first["batchItemFailures"]) == 1
     assert target.paid_amount == 0
-    assert ledger(env).read("main", target.number).pending  # recorded, not yet applied
+    assert ledger(env).read("main", target.number).payments == {}  # recorded only once ConnectWise has it
     assert deliver(env) == [{"batchItemFailures": []}]
     assert target.paid_amount == Decimal("10.00")
     assert len(rows(env, "success.jsonl")) == 1
@@ -247,11 +262,11 @@ def test_429_retry_after_is_honoured(
 
 
 def test_after_the_redrive_limit_the_message_is_in_the_dlq(
-    env: LocalEnvironment, sandbox: SandboxServer
+    env: LocalEnvironment, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     target = invoice(sandbox)
-    # Another invocation holds the invoice: every delivery is a transient failure.
-    assert ledger(env).acquire("main", target.number, "someone-else", int(time.time()), 600)
+    # Other invocations keep syncing the invoice first: every delivery is a transient failure.
+    monkeypatch.setattr(PaymentLedger, "record", lambda *args, **kwargs: False)
     send(env, payment(target.number, "10.00", "P1"))
     for _ in range(int(env.stack.parameters["PaymentsMaxReceiveCount"])):
         [response] = deliver(env)
@@ -308,29 +323,83 @@ def test_a_payment_in_another_currency_fails_alone(env: LocalEnvironment, sandbo
     )
 
 
-def test_a_lost_lease_flags_the_invoice_and_the_next_delivery_repairs_connectwise(
+def test_an_invoice_synced_meanwhile_is_read_and_sent_again(
     env: LocalEnvironment, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An invocation that outlives its lease may overwrite a newer amount: the invoice is resynced."""
-    from connectwise.accounting import AccountingClient
-
     target = invoice(sandbox)
-    original = AccountingClient.update_invoice_payment
+    sent = overtaken_once(monkeypatch, payment(target.number, "5.00", "P2"))
+    send(env, payment(target.number, "10.00", "P1"))
+    assert deliver(env) == [{"batchItemFailures": []}]
+    # P2 is settled while P1's call is on its way: P1's call (10.00) lacks P2, so P1 is sent again.
+    assert sent == [Decimal("10.00"), Decimal("5.00"), Decimal("15.00")]
+    assert target.paid_amount == Decimal("15.00")
+    state = ledger(env).read("main", target.number)
+    assert state.cumulative == Decimal("15.00") and state.version == 2
+    [applied] = rows(env, "success.jsonl")
+    assert applied["payment_id"] == "P1" and applied["connectwise_amount"] == "15.00"
 
-    def slow_and_overtaken(self: AccountingClient, number: str, amount: Decimal, date_paid: Any) -> Any:
+
+def test_the_redelivery_after_a_crash_repairs_connectwise(
+    env: LocalEnvironment, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An invocation that dies between its (stale) ConnectWise call and its ledger write."""
+    target = invoice(sandbox)
+    sent = overtaken_once(
+        monkeypatch, payment(target.number, "5.00", "P2"), payment(target.number, "3.00", "P3")
+    )
+    event = sqs_event([_message("A", payment(target.number, "5.00", "P2"))], "arn:aws:sqs:q")
+    with pytest.raises(RuntimeError, match="crashed"):
+        invoke(env.stack, FUNCTION, event)  # A read the empty ledger, B settled P2 + P3, A sent 5.00
+    assert sent == [Decimal("5.00"), Decimal("8.00")]  # B's call, then A's stale one landed last
+    assert target.paid_amount == Decimal("5.00") and ledger(env).read("main", target.number).cumulative == 8
+    monkeypatch.undo()
+    assert invoke(env.stack, FUNCTION, event) == {"batchItemFailures": []}  # SQS delivers A's message again
+    assert target.paid_amount == Decimal("8.00")
+
+
+def test_a_message_delivered_again_after_its_invocation_died_reports_its_payments(
+    env: LocalEnvironment, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = invoice(sandbox)
+
+    def die(*args: Any) -> None:
+        raise RuntimeError("died after the ledger write, before writing results")
+
+    monkeypatch.setattr(load_module("upload_invoice_payments"), "write_result_files", die)
+    event = sqs_event([_message("A", payment(target.number, "10.00", "P1"))], "arn:aws:sqs:q")
+    with pytest.raises(RuntimeError, match="died"):
+        invoke(env.stack, FUNCTION, event)
+    monkeypatch.undo()
+    assert invoke(env.stack, FUNCTION, event) == {"batchItemFailures": []}  # delivered again
+    [applied] = rows(env, "success.jsonl")
+    assert applied["payment_id"] == "P1" and applied["connectwise_amount"] == "10.00"
+    send(env, payment(target.number, "10.00", "P1"))  # another message with it: a duplicate
+    deliver(env)
+    assert len(rows(env, "success.jsonl")) == 1
+    assert target.paid_amount == Decimal("10.00")
+
+
+def overtaken_once(monkeypatch: pytest.MonkeyPatch, *others: dict[str, Any]) -> list[Decimal]:
+    """Make the next ConnectWise call wait while another invocation settles `others`.
+
+    If the call's amount leaves out some of `others`, the invocation then dies before its ledger
+    write (a RuntimeError). Returns the amounts sent, in order.
+    """
+    from connector.runtime import services
+
+    original = AccountingClient.update_invoice_payment
+    sent: list[Decimal] = []
+
+    def call(self: AccountingClient, number: str, amount: Decimal, date_paid: Any) -> Any:
+        sent.append(amount)
+        if len(sent) > 1:
+            return original(self, number, amount, date_paid)
+        result = apply_payment_messages([Message("B", json.dumps(list(others)))], services())
+        assert {o.status for o in result.outcomes} == {"applied"}
         reply = original(self, number, amount, date_paid)
-        # Meanwhile the lease expired and another invocation took it, then ConnectWise was changed.
-        assert ledger(env).acquire("main", number, "other-invocation", int(time.time()) + 10_000, 600)
-        target.paid_amount = Decimal("1.00")
+        if amount < sum(Decimal(p["paid_amount"]) for p in others):
+            raise RuntimeError("crashed")
         return reply
 
-    monkeypatch.setattr(AccountingClient, "update_invoice_payment", slow_and_overtaken)
-    send(env, payment(target.number, "10.00", "P1"))
-    [response] = deliver(env)
-    assert len(response["batchItemFailures"]) == 1  # LeaseLostError is transient
-    assert ledger(env).read("main", target.number).resync
-    monkeypatch.undo()
-    ledger(env).release("main", target.number, "other-invocation")
-    assert deliver(env) == [{"batchItemFailures": []}]
-    assert target.paid_amount == Decimal("10.00")  # the cumulative amount was sent again
-    assert not ledger(env).read("main", target.number).resync
+    monkeypatch.setattr(AccountingClient, "update_invoice_payment", call)
+    return sent

@@ -1,9 +1,10 @@
 """Invoice payment uploads: apply the accounting system's payments to ConnectWise invoices.
 
-For each invoice touched by a batch of messages: record every payment in the per-invoice ledger
-(a duplicate id changes nothing), then, holding the invoice's lease, send ConnectWise the
-cumulative amount of the distinct payments until nothing is pending. ConnectWise caps the amount
-at the invoice total; the discarded part is reported as overage on the payment that caused it.
+For each invoice touched by a batch of messages: read its ledger (one batched read for all of
+them), send ConnectWise the cumulative amount of its distinct payments including the new ones,
+and record the new payments in one conditional write (see `connector.payment_ledger` for why
+that is safe without a lock). ConnectWise caps the amount at the invoice total; the discarded part
+is reported as overage on the payment that caused it.
 
 Why not Powertools' BatchProcessor and idempotency utility here: a batch is settled per invoice,
 not per message, so that payments of one invoice arriving in one batch cost one ConnectWise call
@@ -12,26 +13,24 @@ own id across messages, which the ledger already does (messageId-keyed idempoten
 re-sent payment through). The partial batch response is built from the same outcomes.
 """
 
-import uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 from connector.errors import ConnectorError, InvalidRequestError
-from connector.payment_ledger import APPLIED, FAILED, PENDING, Entry, InvoiceLedger
+from connector.payment_ledger import FAILED, Entry, InvoiceLedger
 from connector.payment_messages import Payment, RejectedPayment, parse_payment_message, payments_document
 from connector.services import Services
 from connectwise.errors import ConnectWiseError
 
-LEASE_SECONDS = 150  # longer than the function timeout: a lease outlives the invocation holding it
 MAX_PARALLEL_INVOICES = 8
+SYNC_ATTEMPTS = 5  # reads and ConnectWise calls per invoice before the message is retried later
 
 
-class InvoiceBusyError(ConnectorError):
-    """Another invocation is syncing this invoice; the message is retried later."""
+class InvoiceContendedError(ConnectorError):
+    """Other invocations kept syncing this invoice meanwhile; the message is retried later."""
 
     transient = True
 
@@ -70,10 +69,13 @@ class BatchResult:
     errors: list[str] = field(default_factory=list)
 
 
+Group = list[tuple[str, Payment]]  # (message id, payment) for one invoice
+
+
 def apply_payment_messages(messages: list[Message], services: Services) -> BatchResult:
     """Settle every payment of a batch of messages; transient faults mark their messages for retry."""
     result = BatchResult()
-    groups: dict[tuple[str, str], list[tuple[str, Payment]]] = defaultdict(list)
+    groups: dict[tuple[str, str], Group] = defaultdict(list)
     default_connection = services.settings.default_connection
     for message in messages:
         try:
@@ -99,8 +101,16 @@ def apply_payment_messages(messages: list[Message], services: Services) -> Batch
             else:
                 groups[(item.connection, item.invoice_number)].append((message.message_id, item))
 
-    with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL_INVOICES, len(groups)))) as pool:
-        futures = {key: pool.submit(settle_invoice, key, group, services) for key, group in groups.items()}
+    known = services.settings.connection_secrets
+    for (connection, _), group in groups.items():
+        if connection not in known:
+            error = f"unknown connection {connection!r} (configured: {', '.join(sorted(known)) or 'none'})"
+            result.outcomes += [_outcome("failed", p, message_id, error=error) for message_id, p in group]
+    states = services.payment_ledger.read_many(key for key in groups if key[0] in known)
+    with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL_INVOICES, len(states)))) as pool:
+        futures = {
+            key: pool.submit(settle_invoice, state, groups[key], services) for key, state in states.items()
+        }
     for key, future in futures.items():
         try:
             result.outcomes.extend(future.result())
@@ -113,73 +123,55 @@ def apply_payment_messages(messages: list[Message], services: Services) -> Batch
     return result
 
 
-def settle_invoice(
-    key: tuple[str, str], group: list[tuple[str, Payment]], services: Services
-) -> list[PaymentOutcome]:
-    """Record the invoice's new payments and bring ConnectWise to their cumulative amount."""
-    connection, invoice_number = key
-    ledger = services.payment_ledger
-    outcomes: list[PaymentOutcome] = []
-    if connection not in services.settings.connection_secrets:
-        known = ", ".join(sorted(services.settings.connection_secrets)) or "none"
-        error = f"unknown connection {connection!r} (configured: {known})"
-        return [_outcome("failed", p, message_id, error=error) for message_id, p in group]
-
-    message_ids: dict[str, str] = {}  # payment id -> the first message that carried it here
-    entries: dict[str, Entry] = {}
-    for message_id, payment in group:
-        message_ids.setdefault(payment.payment_id, message_id)
-        entries.setdefault(payment.payment_id, _entry(payment))
-
-    token = uuid.uuid4().hex
-    now = int(services.clock())
-    state = ledger.claim(connection, invoice_number, list(entries.values()), token, now, LEASE_SECONDS)
-    if state is None:
-        raise InvoiceBusyError(f"invoice {invoice_number} is being settled by another invocation")
-    try:
-        for message_id, payment in group:
-            recorded = state.payments[payment.payment_id]
-            if _fields(recorded) != _fields(_entry(payment)):
-                error = (
-                    f"payment {payment.payment_id} for invoice {invoice_number} was already recorded with amount "
-                    f"{recorded.amount} on {recorded.date_paid}; a payment id cannot change"
-                )
-                outcomes.append(_outcome("failed", payment, message_id, error=error))
-            elif recorded.state != PENDING:  # settled before: nothing changes
-                outcomes.append(_outcome("duplicate", payment, message_id, error=recorded.error))
-        outcomes.extend(_sync(state, token, message_ids, services))
-    except BaseException:
-        ledger.release(connection, invoice_number, token)
-        raise
-    return outcomes
-
-
-def _entry(payment: Payment) -> Entry:
-    return Entry(
-        payment.payment_id,
-        payment.paid_amount,
-        payment.date_paid.isoformat(),
-        payment.currency or "",
-        PENDING,
+def settle_invoice(state: InvoiceLedger, group: Group, services: Services) -> list[PaymentOutcome]:
+    """Bring ConnectWise to the cumulative amount of the invoice's payments, the group's included."""
+    for _ in range(SYNC_ATTEMPTS):
+        outcomes = _sync(state, group, services)
+        if outcomes is not None:
+            return outcomes
+        state = services.payment_ledger.read(state.connection, state.invoice_number)  # synced meanwhile
+    raise InvoiceContendedError(
+        f"invoice {state.invoice_number} was synced by other invocations {SYNC_ATTEMPTS} times meanwhile"
     )
 
 
-def _fields(entry: Entry) -> tuple[Decimal, str, str]:
-    return entry.amount, entry.date_paid, entry.currency
+def _sync(state: InvoiceLedger, group: Group, services: Services) -> list[PaymentOutcome] | None:
+    """One attempt on the ledger as read: the outcomes, or None if the invoice changed meanwhile.
 
+    Every attempt with payments to count sends ConnectWise the cumulative amount, duplicates
+    included: after an invocation died between its call and its write, the redelivered message
+    must repair ConnectWise even if its payments were meanwhile recorded by another invocation.
+    A payment recorded by an earlier delivery of the same message is reported again, as that
+    delivery's invocation may have died before writing its results.
+    """
+    outcomes: list[PaymentOutcome] = []
+    new: dict[str, Entry] = {}
+    again: dict[str, Entry] = {}
+    for message_id, payment in group:
+        entry = _entry(payment, message_id)
+        known = state.payments.get(payment.payment_id) or new.get(payment.payment_id)
+        if known is None:
+            new[payment.payment_id] = entry
+        elif _fields(known) != _fields(entry):
+            error = (
+                f"payment {payment.payment_id} for invoice {state.invoice_number} was already recorded with "
+                f"amount {known.amount} on {known.date_paid}; a payment id cannot change"
+            )
+            outcomes.append(_outcome("failed", payment, message_id, error=error))
+        elif payment.payment_id not in state.payments:
+            continue  # twice in this batch: counted and reported once
+        elif known.message_id == message_id:
+            again[payment.payment_id] = known
+        else:  # settled before: nothing changes
+            outcomes.append(_outcome("duplicate", payment, message_id, error=known.error))
+    adding = sorted(new.values(), key=lambda e: (e.date_paid, e.payment_id))
+    currency = _invoice_currency(state, adding)
+    odd = [e for e in adding if currency and e.currency and e.currency != currency]
+    error = f"invoice {state.invoice_number} is paid in {currency}; a payment in {{}} cannot be added"
+    failed = [replace(e, state=FAILED, error=error.format(e.currency)) for e in odd]
+    adding = [e for e in adding if e not in odd]
 
-def _sync(
-    state: InvoiceLedger, token: str, message_ids: dict[str, str], services: Services
-) -> list[PaymentOutcome]:
-    """Send the cumulative amount if anything is pending, then mark and give the lease back."""
-    ledger = services.payment_ledger
-    pending = state.pending
-    if not pending and not state.resync:
-        ledger.release(state.connection, state.invoice_number, token)
-        return []
-    odd, currency_error = _other_currency(state)
-    marks: dict[str, tuple[str, str]] = {e.payment_id: (FAILED, currency_error) for e in odd}
-    counted = [e for e in state.counted if e.payment_id not in marks]
+    counted = state.counted + adding
     cumulative = sum((e.amount for e in counted), Decimal("0.00"))
     reply = None
     if counted:
@@ -191,60 +183,67 @@ def _sync(
         except ConnectWiseError as exc:
             if exc.transient:
                 raise
-            marks |= {e.payment_id: (FAILED, exc.message) for e in pending if e.payment_id not in marks}
-    shares: dict[str, Decimal] = {}
-    if reply is None:
-        ledger.settle(state, token, marks)
-    else:
-        applied = [e for e in pending if e.payment_id not in marks]
-        marks |= {e.payment_id: (APPLIED, "") for e in applied}
+            failed += [replace(e, state=FAILED, error=exc.message) for e in adding]
+            adding = []
+
+    ledger = services.payment_ledger
+    if reply is not None:
         overage = max(Decimal("0.00"), cumulative - reply.paid_amount)
-        shares = _overage_shares(applied, overage - state.overage)
-        ledger.settle(state, token, marks, applied=reply.paid_amount, total=reply.total, overage=overage)
-
-    outcomes = []
-    for entry in pending:
-        status, error = marks[entry.payment_id]
-        if status == FAILED or reply is None:
-            outcomes.append(
-                _entry_outcome(
-                    "failed", state.connection, state.invoice_number, entry, message_ids, error=error
-                )
-            )
-            continue
-        outcomes.append(
-            _entry_outcome(
-                "applied",
-                state.connection,
-                state.invoice_number,
-                entry,
-                message_ids,
-                cumulative=cumulative,
-                connectwise_amount=reply.paid_amount,
-                invoice_total=reply.total,
-                overage=shares[entry.payment_id],
-            )
-        )
-    return outcomes
+        shares = _overage_shares(adding, overage - state.overage)
+        adding = [replace(e, overage=shares[e.payment_id]) for e in adding]
+        if not ledger.record(state, adding + failed, reply.paid_amount, reply.total, overage):
+            return None
+    elif failed and not ledger.record(state, failed):
+        return None
+    amount, total = (reply.paid_amount, reply.total) if reply else (state.applied, state.total)
+    return outcomes + [
+        _recorded_outcome(entry, state, cumulative, amount, total)
+        for entry in [*again.values(), *failed, *adding]
+    ]
 
 
-def _other_currency(state: InvoiceLedger) -> tuple[list[Entry], str]:
-    """Pending payments in another currency than the invoice's first payment that names one."""
-    named = sorted((e for e in state.counted if e.currency), key=lambda e: (e.state != APPLIED, e.date_paid))
-    odd = [e for e in state.pending if named and e.currency and e.currency != named[0].currency]
-    if not odd:
-        return [], ""
-    return odd, (
-        f"invoice {state.invoice_number} is paid in {named[0].currency}; "
-        f"a payment in {odd[0].currency} cannot be added"
+def _recorded_outcome(
+    entry: Entry, state: InvoiceLedger, cumulative: Decimal, amount: Decimal, total: Decimal | None
+) -> PaymentOutcome:
+    if entry.state == FAILED:
+        return _entry_outcome("failed", state.connection, state.invoice_number, entry, error=entry.error)
+    return _entry_outcome(
+        "applied",
+        state.connection,
+        state.invoice_number,
+        entry,
+        cumulative=cumulative,
+        connectwise_amount=amount,
+        invoice_total=total,
+        overage=entry.overage,
     )
 
 
-def _overage_shares(pending: list[Any], new_overage: Decimal) -> dict[str, Decimal]:
+def _entry(payment: Payment, message_id: str) -> Entry:
+    return Entry(
+        payment.payment_id,
+        payment.paid_amount,
+        payment.date_paid.isoformat(),
+        payment.currency or "",
+        message_id=message_id,
+    )
+
+
+def _fields(entry: Entry) -> tuple[Decimal, str, str]:
+    return entry.amount, entry.date_paid, entry.currency
+
+
+def _invoice_currency(state: InvoiceLedger, adding: list[Entry]) -> str:
+    """The currency of the invoice's first recorded payment naming one, else of its first new one."""
+    named = [e for e in state.counted if e.currency] or [e for e in adding if e.currency]
+    return min(named, key=lambda e: e.date_paid).currency if named else ""
+
+
+def _overage_shares(adding: list[Entry], new_overage: Decimal) -> dict[str, Decimal]:
     """What this sync newly discarded, charged to its latest payments first."""
     shares = {}
     remaining = max(new_overage, Decimal("0.00"))
-    for entry in reversed(pending):
+    for entry in reversed(adding):
         shares[entry.payment_id] = min(entry.amount, remaining)
         remaining -= shares[entry.payment_id]
     return shares
@@ -256,8 +255,7 @@ def _outcome(status: str, payment: Payment, message_id: str, error: str = "") ->
         status,
         payment.connection,
         payment.invoice_number,
-        _entry(payment),
-        {payment.payment_id: message_id},
+        _entry(payment, message_id),
         error=error,
     )
 
@@ -267,7 +265,6 @@ def _entry_outcome(
     connection: str,
     invoice_number: str,
     entry: Entry,
-    message_ids: dict[str, str],
     error: str = "",
     cumulative: Decimal | None = None,
     connectwise_amount: Decimal | None = None,
@@ -287,7 +284,7 @@ def _entry_outcome(
         invoice_total="" if invoice_total is None else str(invoice_total),
         overage=str(overage),
         error=error,
-        message_id=message_ids.get(entry.payment_id, ""),  # empty: recorded by another invocation
+        message_id=entry.message_id,
     )
 
 
