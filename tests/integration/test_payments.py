@@ -146,6 +146,24 @@ def test_a_redelivered_payment_sends_the_cumulative_amount_again(
     assert target.paid_amount == Decimal("10.00")
 
 
+def test_a_sync_keeps_the_attributes_it_does_not_know(env: LocalEnvironment, sandbox: SandboxServer) -> None:
+    target = invoice(sandbox)
+    send(env, payment(target.number, "10.00", "P1"))
+    deliver(env)
+    db, table = env.stack.client("dynamodb"), env.stack.physical["LedgerTable"]
+    key = {"pk": {"S": f"invoice#main#{target.number}"}}
+    db.update_item(
+        TableName=table,
+        Key=key,
+        UpdateExpression="SET note = :n",
+        ExpressionAttributeValues={":n": {"S": "hi"}},
+    )
+    send(env, payment(target.number, "5.00", "P2"))
+    deliver(env)
+    item = db.get_item(TableName=table, Key=key)["Item"]
+    assert item["note"] == {"S": "hi"} and {"p#P1", "p#P2"} <= set(item)
+
+
 def test_a_payment_id_cannot_change_its_amount(env: LocalEnvironment, sandbox: SandboxServer) -> None:
     target = invoice(sandbox)
     send(env, payment(target.number, "10.00", "P1"))

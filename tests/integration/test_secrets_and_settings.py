@@ -6,6 +6,7 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 
 from connector.errors import ConfigurationError
+from connector.runtime import AccountingClients
 from connector.secrets import load_connection
 from connector.settings import Settings
 from scripts.local_run import LocalEnvironment
@@ -81,3 +82,15 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LEDGER_TABLE")
     with pytest.raises(ConfigurationError, match="LEDGER_TABLE is not set"):
         Settings.from_env()
+
+
+def test_a_connection_keeps_its_client_until_its_secret_changes(env: LocalEnvironment) -> None:
+    clients = AccountingClients(settings_for(env))
+    first = clients("main")
+    assert clients("main") is first  # its ConnectWise connections are reused
+    secret = json.loads(
+        env.stack.client("secretsmanager").get_secret_value(SecretId="connectwise/main")["SecretString"]
+    )
+    put_secret(env, json.dumps(secret | {"password": "rotated-password"}))
+    rotated = clients("main")
+    assert rotated is not first and rotated.connection.password.get_secret_value() == "rotated-password"

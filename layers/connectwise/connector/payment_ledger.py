@@ -11,8 +11,8 @@ cumulative amount. One item per invoice, `invoice#<connection>#<invoice number>`
 * `version`: bumped by every sync.
 
 Optimistic concurrency instead of a lock: an invocation reads the invoice (version v), sends
-ConnectWise the cumulative amount, then records what it sent in one write that succeeds only if
-the version is still v. If another invocation synced the invoice meanwhile, ConnectWise may now
+ConnectWise the cumulative amount, then records what it sent by writing the whole item back,
+only if the version is still v. If another invocation synced the invoice meanwhile, ConnectWise may now
 hold an amount computed without the other's payments, so the loser reads again and sends again.
 The invocation whose write succeeds last made the last ConnectWise call after reading the final
 ledger, so ConnectWise ends with the ledger's cumulative amount (capped). An invocation that dies
@@ -22,7 +22,7 @@ one write.
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -60,6 +60,7 @@ class InvoiceLedger:
     total: Decimal | None
     overage: Decimal
     version: int = 0  # 0: never synced
+    item: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # as read
 
     @property
     def counted(self) -> list[Entry]:
@@ -110,14 +111,13 @@ class PaymentLedger:
     ) -> bool:
         """Record a sync made on `read`: its new payments and what ConnectWise replied.
 
+        The whole item is written, conditioned on the version read (so nothing else is lost).
         False, writing nothing, if the invoice changed since `read` (another invocation synced it).
         """
-        names: dict[str, str] = {}
-        values: dict[str, Any] = {":next": {"N": str(read.version + 1)}}
-        sets = ["version = :next"]
-        for i, entry in enumerate(entries):
-            names[f"#p{i}"] = PAYMENT_PREFIX + entry.payment_id
-            values[f":e{i}"] = {
+        item = read.item | invoice_key(read.connection, read.invoice_number)
+        item["version"] = {"N": str(read.version + 1)}
+        for entry in entries:
+            item[PAYMENT_PREFIX + entry.payment_id] = {
                 "M": {
                     "amount": {"S": str(entry.amount)},
                     "date": {"S": entry.date_paid},
@@ -128,26 +128,18 @@ class PaymentLedger:
                     "overage": {"S": str(entry.overage)},
                 }
             }
-            sets.append(f"#p{i} = :e{i}")
-        for field, value in (("applied", applied), ("total", total), ("overage", overage)):
+        for name, value in (("applied", applied), ("total", total), ("overage", overage)):
             if value is not None:
-                names[f"#{field}"] = field  # `total` is a DynamoDB reserved word
-                values[f":{field}"] = {"S": str(value)}
-                sets.append(f"#{field} = :{field}")
+                item[name] = {"S": str(value)}
         if read.version:
-            condition = "version = :read"
-            values[":read"] = {"N": str(read.version)}
+            condition = {
+                "ConditionExpression": "version = :read",
+                "ExpressionAttributeValues": {":read": {"N": str(read.version)}},
+            }
         else:
-            condition = "attribute_not_exists(version)"
+            condition = {"ConditionExpression": "attribute_not_exists(version)"}
         try:
-            self.db.update_item(
-                TableName=self.table,
-                Key=invoice_key(read.connection, read.invoice_number),
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression=condition,
-                ExpressionAttributeValues=values,
-                **({"ExpressionAttributeNames": names} if names else {}),
-            )
+            self.db.put_item(TableName=self.table, Item=item, **condition)
         except ClientError as exc:
             if _code(exc) != "ConditionalCheckFailedException":
                 raise
@@ -179,4 +171,5 @@ def _ledger(connection: str, invoice_number: str, item: dict[str, Any]) -> Invoi
         total=Decimal(item["total"]["S"]) if "total" in item else None,
         overage=Decimal(item.get("overage", {"S": "0.00"})["S"]),
         version=int(item.get("version", {"N": "0"})["N"]),
+        item=item,
     )

@@ -1,5 +1,6 @@
 """What a Lambda handler needs: services built once per container, events parsed into models."""
 
+import threading
 from functools import cache
 from typing import Any, TypeVar
 
@@ -31,10 +32,28 @@ def services() -> Services:
         ledger=Ledger(boto3.client("dynamodb"), settings.table_name),
         store=Store(boto3.client("s3"), settings.bucket_name),
         notices=Notices(boto3.client("events"), settings.event_bus_name),
-        client_for=lambda name: AccountingClient(load_connection(name, settings)),
+        client_for=AccountingClients(settings),
         payment_ledger=PaymentLedger(boto3.client("dynamodb"), settings.table_name),
         log=logger,
     )
+
+
+class AccountingClients:
+    """One client per connection, shared by the invocation's threads and kept while its secret is
+    unchanged: its connections to ConnectWise are reused instead of a new TLS session per call."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._clients: dict[str, AccountingClient] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, name: str) -> AccountingClient:
+        with self._lock:  # one secret fetch per expiry of its cache, not one per thread
+            connection = load_connection(name, self.settings)
+            client = self._clients.get(name)
+            if client is None or client.connection != connection:  # new or rotated secret
+                client = self._clients[name] = AccountingClient(connection)
+            return client
 
 
 def parse_request(event: Any, model: type[M]) -> M:
