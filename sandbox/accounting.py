@@ -13,7 +13,7 @@
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from connectwise import wire
@@ -150,6 +150,7 @@ class AccountingInterface:
             )
         invoice.paid_amount = min(amount, invoice.total).quantize(Decimal("0.01"))
         invoice.paid_date = paid_at if invoice.paid_amount == invoice.total else None
+        invoice.updated_at = datetime.now(UTC)
         self.payment_updates += 1
         return documents.payment_reply(invoice)
 

@@ -69,6 +69,7 @@ class Invoice:
     sales_tax: Decimal
     paid_amount: Decimal = Decimal("0.00")
     paid_date: datetime | None = None
+    updated_at: datetime | None = None  # set when a payment changes it (the SOAP side's LastUpdated)
 
     def entry_ids(self) -> list[int]:
         ids = list(self.header_entry_ids)

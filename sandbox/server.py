@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from connectwise import wire
+from sandbox import soap
 from sandbox.accounting import AccountingInterface, Credentials
 from sandbox.data import generate
 
@@ -103,7 +104,10 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: the sandbox's callers print what matters."""
 
     def do_GET(self) -> None:
-        if urlsplit(self.path).path == "/_sandbox/state":
+        if "/apis/" in self.path.lower() and urlsplit(self.path).query.lower() == "wsdl":
+            wsdl = soap.wsdl_for(urlsplit(self.path).path)
+            self._reply(200 if wsdl else 404, wsdl or b"not found", "text/xml; charset=utf-8")
+        elif urlsplit(self.path).path == "/_sandbox/state":
             accounting = self.server.accounting
             with accounting.lock:
                 state = {
@@ -139,6 +143,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(400, str(exc).encode(), "text/plain")
                 return
             self._reply(204, b"", "text/plain")
+            return
+        if "/apis/" in path.lower():
+            self.server.requests_seen += 1
+            with self.server.accounting.lock:
+                status, reply = soap.handle(self.server.accounting.site, soap.IntegratorCredentials(), body)
+            self._reply(status, reply, "text/xml; charset=utf-8")
             return
         if path.lower().rstrip("/").endswith("/" + wire.PAGE_PATH.lower()):
             self.server.requests_seen += 1

@@ -1,0 +1,81 @@
+"""The SOAP client (zeep, bundled WSDLs) against the sandbox's SOAP side."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from connectwise.conditions import all_of, render, where
+from connectwise.errors import AuthenticationError
+from connectwise.soap import IntegratorLogin, SoapClient, SoapFaultError
+from sandbox.server import SandboxServer
+
+
+def login(sandbox: SandboxServer, password: str = "sandbox-integrator") -> IntegratorLogin:
+    return IntegratorLogin(
+        company="sandbox",
+        integrator_login_id="integrator",
+        integrator_password=password,
+        site=sandbox.site_address,
+        use_ssl=False,
+    )
+
+
+@pytest.fixture
+def soap(sandbox: SandboxServer) -> SoapClient:
+    return SoapClient(login(sandbox), retries=0)
+
+
+def test_reports_are_listed_with_their_fields(soap: SoapClient) -> None:
+    reports = {r["Name"]: r for r in soap.get_reports(include_fields=True)}
+    assert {"Invoices", "Companies", "Purchase Orders"} <= set(reports)
+    fields = {f["Name"]: f["Type"] for f in reports["Invoices"]["Field"]}
+    assert fields["Invoice_Amount"] == "Numeric" and fields["Invoice_Date"] == "DateTime"
+    assert [f["Name"] for f in soap.get_report_fields("Invoices")] == list(fields)
+
+
+def test_a_report_runs_page_by_page_with_conditions(soap: SoapClient, sandbox: SandboxServer) -> None:
+    conditions = render(where("Invoice_Amount", ">", Decimal("100")))
+    rows = list(soap.run_report("Invoices", conditions, order_by="Invoice_Number", page_size=5))
+    expected = sorted(i.number for i in sandbox.accounting.site.invoices if i.total > 100)
+    assert [r["Invoice_Number"] for r in rows] == expected and len(expected) > 5
+    assert all(isinstance(r["Invoice_Amount"], Decimal) and r["Closed_Flag"] is False for r in rows)
+    assert soap.run_report_count("Invoices", conditions) == len(expected)
+
+
+def test_find_is_incremental_by_last_updated(
+    soap: SoapClient, sandbox: SandboxServer, client: object
+) -> None:
+    invoices = list(soap.find("invoices", order_by="LastUpdated", page_size=4))
+    assert len(invoices) == len(sandbox.accounting.site.invoices)
+    watermark = max(i["LastUpdated"] for i in invoices)
+    since = render(where("LastUpdated", ">", watermark))
+    assert list(soap.find("invoices", since)) == []
+    target = sandbox.accounting.site.invoices[3]
+    client.update_invoice_payment(target.number, Decimal("1.00"), datetime(2026, 11, 2, tzinfo=UTC))  # type: ignore[attr-defined]
+    [changed] = soap.find("invoices", since)
+    assert changed["InvoiceNumber"] == target.number and changed["PaidAmount"] == Decimal("1.00")
+
+
+def test_return_fields_limit_the_record(soap: SoapClient) -> None:
+    [company, *_] = soap.find("companies", return_fields=["Id", "CompanyName"])
+    assert company["Id"] and company["CompanyName"] and company["City"] is None
+
+
+@pytest.mark.parametrize("entity", ["agreements", "companies", "opportunities", "purchase_orders"])
+def test_every_entity_can_be_found(soap: SoapClient, entity: str) -> None:
+    found = list(soap.find(entity, render(all_of(where("Id", ">", 0))), page_size=3))
+    assert found and all(isinstance(r["Id"], int) for r in found)
+
+
+def test_faults_become_typed_errors_with_connectwise_message(
+    soap: SoapClient, sandbox: SandboxServer
+) -> None:
+    with pytest.raises(SoapFaultError, match="Report 'Nope' was not found"):
+        list(soap.run_report("Nope"))
+    with pytest.raises(SoapFaultError, match="Invalid conditions"):
+        list(soap.find("invoices", 'InvoiceNumber = "unterminated'))
+    bad = SoapClient(login(sandbox, password="wrong-password"), retries=0)
+    with pytest.raises(AuthenticationError, match="Username or password is incorrect") as caught:
+        bad.get_reports()
+    assert "wrong-password" not in str(caught.value)
