@@ -3,6 +3,7 @@
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 
 import pytest
@@ -123,7 +124,9 @@ def test_sam_build_puts_arm64_wheels_in_the_layer(tmp_path) -> None:
     assert (layer / "connectwise" / "glexport.py").exists() and (layer / "connector" / "ledger.py").exists()
     compiled = [p.name for p in layer.glob("pydantic_core/*.so")]
     assert compiled and all("aarch64" in name for name in compiled), compiled
-    assert not (layer / "zeep").exists()  # the accounting functions do not carry the SOAP stack
+    assert (layer / "zeep" / "client.py").exists()
+    lxml = [p.name for p in layer.glob("lxml/*.so")]
+    assert lxml and all("aarch64" in name for name in lxml), lxml
     for function in ("DownloadGLBatchFunction", "UpdateGLBatchFunction", "RecreateGLBatchFunction"):
         assert (build_dir / function / "app.py").exists()
 
@@ -146,3 +149,31 @@ def test_lint_passes() -> None:
             check=False,
         )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+@pytest.mark.parametrize(
+    "handler", ["download_gl_batch", "update_gl_batch", "recreate_gl_batch", "upload_invoice_payments"]
+)
+def test_the_accounting_functions_never_import_the_soap_stack(handler: str) -> None:
+    """Their cold start must not pay for zeep and lxml, although the shared layer carries them."""
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('app', 'functions/{handler}/app.py')\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "print(sorted(m for m in ('zeep', 'lxml') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={
+            "PYTHONPATH": "layers/connectwise:.",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "PATH": "/usr/bin:/bin",
+        },
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
