@@ -27,7 +27,12 @@ from scripts.lambda_local import invoke, poll_sqs, schedule_input
 from scripts.local_aws import ROOT, Stack, aws_client, create_stack, moto_server, use_endpoint
 
 CONNECTION = "main"
-SANDBOX_LOGIN = {"company": "sandbox", "username": "accounting", "password": "sandbox-password"}
+SANDBOX_LOGIN = {
+    "company": "sandbox",
+    "username": "accounting",
+    "password": "sandbox-password",
+    "integrator": {"login_id": "integrator", "password": "sandbox-integrator"},
+}
 
 
 @dataclass

@@ -68,3 +68,25 @@ def test_errors_do_not_echo_input_values() -> None:
 def test_kinds_are_deduplicated() -> None:
     request = parse_request({"connection": "main", "kinds": ["invoices", "invoices"]}, DownloadRequest)
     assert request.kinds == ["invoices"]
+
+
+@pytest.mark.parametrize(
+    "name", ["agreements", "companies", "invoices", "invoices_full", "opportunities", "purchase_orders"]
+)
+def test_download_events_are_schedule_inputs(name: str) -> None:
+    from connector.soap_tasks import DownloadRecordsRequest
+
+    request = parse_request(load(f"download_{name}.json"), DownloadRecordsRequest)
+    assert request.connection == "main" and request.full == name.endswith("_full")
+
+
+def test_report_events_parse_and_build_safe_conditions() -> None:
+    from connector.soap_tasks import ListReportsRequest, RunReportRequest
+
+    assert parse_request(load("list_reports.json"), ListReportsRequest).include_fields
+    request = parse_request(load("run_report.json"), RunReportRequest)
+    assert request.conditions is not None
+    assert str(request.conditions.expression()) == (
+        "Closed_Flag = false AND Invoice_Date >= [2026-08-01T00:00:00Z] AND "
+        '(Company_Name like "A%" OR Invoice_Amount > 1000.00)'
+    )

@@ -34,6 +34,7 @@ def services() -> Services:
         notices=Notices(boto3.client("events"), settings.event_bus_name),
         client_for=AccountingClients(settings),
         payment_ledger=PaymentLedger(boto3.client("dynamodb"), settings.table_name),
+        soap_for=SoapClientsOnFirstUse(settings),
         log=logger,
     )
 
@@ -54,6 +55,22 @@ class AccountingClients:
             if client is None or client.connection != connection:  # new or rotated secret
                 client = self._clients[name] = AccountingClient(connection)
             return client
+
+
+class SoapClientsOnFirstUse:
+    """connector.soap_tasks.SoapClients, imported on first use: the accounting functions never
+    call it, so their cold start never loads zeep."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._clients: Any = None
+
+    def __call__(self, name: str) -> Any:
+        if self._clients is None:
+            from connector.soap_tasks import SoapClients
+
+            self._clients = SoapClients(self.settings)
+        return self._clients(name)
 
 
 def parse_request(event: Any, model: type[M]) -> M:

@@ -21,5 +21,6 @@ class Services:
     notices: Notices
     client_for: Callable[[str], AccountingClient]
     payment_ledger: PaymentLedger
+    soap_for: Callable[[str], Any] = lambda name: None  # connection -> connectwise.soap.SoapClient
     clock: Callable[[], float] = time.time
     log: logging.Logger | Any = field(default_factory=lambda: logging.getLogger("connector"))

@@ -35,8 +35,18 @@ from connectwise.safexml import parse_xml
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
+class IntegratorSecret(BaseModel):
+    """The site's Integrator Login for the SOAP APIs (reports, record downloads)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    login_id: str = Field(min_length=1)
+    password: SecretStr = Field(min_length=1)
+
+
 class Connection(BaseModel):
-    """A member login to one ConnectWise site's Accounting Interface (the secret's JSON)."""
+    """A member login to one ConnectWise site's Accounting Interface (the secret's JSON), and
+    optionally the site's Integrator Login for the SOAP tasks."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -47,6 +57,7 @@ class Connection(BaseModel):
     site: str = Field(min_length=1, description="host[:port] of the ConnectWise site, no scheme")
     directory: str = "v4_6_release"
     use_ssl: bool = True
+    integrator: IntegratorSecret | None = None
 
     @field_validator("site")
     @classmethod

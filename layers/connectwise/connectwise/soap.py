@@ -175,26 +175,30 @@ class SoapClient:
         page_size: int = DEFAULT_PAGE_SIZE,
         return_fields: list[str] | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Every record matching `conditions`, page by page; each as {field: value}."""
+        """Every record matching `conditions`, page by page (limit/skip); each as {field: value}."""
+        for page in _pages(page_size):
+            records = self.find_page(entity, conditions, order_by, page.limit, page.skip, return_fields)
+            yield from records
+            if len(records) < page.limit:
+                return
+
+    def find_page(
+        self,
+        entity: str,
+        conditions: str = "",
+        order_by: str = "",
+        limit: int = DEFAULT_PAGE_SIZE,
+        skip: int = 0,
+        return_fields: list[str] | None = None,
+    ) -> list[dict[str, Any]]:
         spec = ENTITIES[entity]
         extra: dict[str, Any] = {"isOpen": None} if spec.takes_is_open else {}
         if return_fields:
             extra["returnFields"] = {"string": return_fields}
-        for page in _pages(page_size):
-            records = self._call(
-                spec.api,
-                spec.operation,
-                conditions=conditions,
-                orderBy=order_by,
-                limit=page.limit,
-                skip=page.skip,
-                **extra,
-            )
-            records = records or []
-            for record in records:
-                yield _plain(record)
-            if len(records) < page.limit:
-                return
+        records = self._call(
+            spec.api, spec.operation, conditions=conditions, orderBy=order_by, limit=limit, skip=skip, **extra
+        )
+        return [_plain(record) for record in records or []]
 
     def _call(self, api: Api, operation: str, **arguments: Any) -> Any:
         service = self._services.get(api)

@@ -1,0 +1,163 @@
+"""The SOAP functions against moto and the sandbox: incremental downloads and reports."""
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from connector.errors import ConfigurationError, InvalidRequestError
+from connector.outputs import Store
+from connectwise.accounting import AccountingClient
+from connectwise.soap import SoapClient
+from sandbox.server import SandboxServer
+from scripts.lambda_local import invoke
+from scripts.local_run import LocalEnvironment
+
+
+def download(env: LocalEnvironment, entity: str, **request: Any) -> dict[str, Any]:
+    logical = "Download" + "".join(part.title() for part in entity.split("_")) + "Function"
+    result: dict[str, Any] = invoke(env.stack, logical, {"connection": "main"} | request)
+    return result
+
+
+def body(env: LocalEnvironment, key: str) -> str:
+    s3 = env.stack.client("s3")
+    return s3.get_object(Bucket=env.stack.physical["OutputBucket"], Key=key)["Body"].read().decode()
+
+
+def jsonl(env: LocalEnvironment, key: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in body(env, key).splitlines()]
+
+
+def pay(client: AccountingClient, number: str) -> None:
+    client.update_invoice_payment(number, Decimal("1.00"), datetime(2026, 11, 2, tzinfo=UTC))
+
+
+def test_downloads_are_incremental_and_full_resyncs_everything(
+    env: LocalEnvironment, sandbox: SandboxServer, client: AccountingClient
+) -> None:
+    first = download(env, "invoices", page_size=2)  # pages of 2: invoices share LastUpdated instants
+    invoices = sandbox.accounting.site.invoices
+    assert first["count"] == len(invoices)
+    rows = jsonl(env, first["files"]["jsonl"])
+    assert sorted(r["InvoiceNumber"] for r in rows) == sorted(i.number for i in invoices)
+    assert rows[0]["InvoiceAmount"] == str(
+        next(i.total for i in invoices if i.number == rows[0]["InvoiceNumber"])
+    )
+    header = next(csv.reader(io.StringIO(body(env, first["files"]["csv"]))))
+    assert header[:3] == ["Id", "BillingTypeIdentifier", "AgreementName"]  # the WSDL's field order
+
+    assert download(env, "invoices")["count"] == 0  # nothing changed since
+    pay(client, invoices[4].number)
+    changed = download(env, "invoices")
+    assert changed["count"] == 1 and jsonl(env, changed["files"]["jsonl"])[0]["PaidAmount"] == "1.00"
+    assert download(env, "invoices", full=True)["count"] == len(invoices)
+    events = [e for e in env.events() if e["detail-type"] == "RecordsDownloaded"]
+    assert [e["detail"]["count"] for e in events] == [len(invoices), 0, 1, len(invoices)]
+
+
+def test_the_watermark_moves_only_after_the_s3_write(
+    env: LocalEnvironment, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def s3_down(*args: Any) -> str:
+        raise RuntimeError("S3 is down")
+
+    monkeypatch.setattr(Store, "put_json_lines", s3_down)
+    with pytest.raises(RuntimeError, match="S3 is down"):
+        download(env, "companies")
+    monkeypatch.undo()
+    site = sandbox.accounting.site
+    assert download(env, "companies")["count"] == len(site.customers) + len(site.vendors)
+
+
+def test_a_record_updated_while_the_download_pages_is_not_lost(
+    env: LocalEnvironment, sandbox: SandboxServer, client: AccountingClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    invoices = sandbox.accounting.site.invoices
+    original = SoapClient.find_page
+    pages: list[int] = []
+
+    def page_then_update(self: SoapClient, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        result = original(self, *args, **kwargs)
+        pages.append(len(result))
+        if len(pages) == 1:  # after the first page, the oldest invoice changes and moves to the end
+            pay(client, result[0]["InvoiceNumber"])
+        return result
+
+    monkeypatch.setattr(SoapClient, "find_page", page_then_update)
+    first = download(env, "invoices", page_size=3)
+    assert len(pages) > 3
+    assert {r["InvoiceNumber"] for r in jsonl(env, first["files"]["jsonl"])} == {i.number for i in invoices}
+
+
+@pytest.mark.parametrize("entity", ["agreements", "opportunities", "purchase_orders"])
+def test_every_download_function_writes_its_records(env: LocalEnvironment, entity: str) -> None:
+    result = download(env, entity)
+    assert result["count"] > 0 and result["files"]["csv"].startswith(f"records/main/{entity}/")
+    assert download(env, entity)["count"] == 0
+
+
+def test_a_report_runs_with_typed_conditions_and_selected_fields(
+    env: LocalEnvironment, sandbox: SandboxServer
+) -> None:
+    request = {
+        "connection": "main",
+        "report": "Invoices",
+        "conditions": {"all": [{"field": "Invoice_Amount", "op": ">", "value": {"decimal": "100"}}]},
+        "order_by": "Invoice_Number DESC",
+        "fields": ["Invoice_Number", "Invoice_Amount"],
+        "limit": 3,
+    }
+    result = invoke(env.stack, "RunReportFunction", request)
+    expected = sorted((i.number for i in sandbox.accounting.site.invoices if i.total > 100), reverse=True)[:3]
+    rows = jsonl(env, result["files"]["jsonl"])
+    assert [r["Invoice_Number"] for r in rows] == expected and set(rows[0]) == {
+        "Invoice_Number",
+        "Invoice_Amount",
+    }
+    assert result["conditions"] == "Invoice_Amount > 100"
+    assert next(csv.reader(io.StringIO(body(env, result["files"]["csv"])))) == [
+        "Invoice_Number",
+        "Invoice_Amount",
+    ]
+    [event] = [e for e in env.events() if e["detail-type"] == "ReportReady"]
+    assert event["detail"]["rows"] == 3
+
+
+def test_hostile_report_input_is_refused_before_reaching_connectwise(env: LocalEnvironment) -> None:
+    hostile = {"field": "Company_Name", "op": "=", "value": 'x" OR Company_Name like "%'}
+    with pytest.raises(InvalidRequestError, match="cannot be quoted safely"):
+        invoke(
+            env.stack,
+            "RunReportFunction",
+            {"connection": "main", "report": "Companies", "conditions": hostile},
+        )
+    with pytest.raises(InvalidRequestError, match="order_by is a field name"):
+        invoke(
+            env.stack, "RunReportFunction", {"connection": "main", "report": "Companies", "order_by": "x; y"}
+        )
+
+
+def test_reports_are_listed_into_a_catalog(env: LocalEnvironment) -> None:
+    result = invoke(env.stack, "ListReportsFunction", {"connection": "main"})
+    assert "Invoices" in result["reports"]
+    catalog = json.loads(body(env, result["catalog"]))
+    assert {"name": "Invoice_Amount", "type": "Numeric"} in next(
+        r for r in catalog if r["name"] == "Invoices"
+    )["fields"]
+
+
+def test_a_secret_without_integrator_login_is_a_clear_error(env: LocalEnvironment) -> None:
+    secrets = env.stack.client("secretsmanager")
+    value = json.loads(secrets.get_secret_value(SecretId="connectwise/main")["SecretString"])
+    del value["integrator"]
+    secrets.put_secret_value(SecretId="connectwise/main", SecretString=json.dumps(value))
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()
+    with pytest.raises(ConfigurationError, match="connection 'main' has no integrator login"):
+        invoke(env.stack, "ListReportsFunction", {"connection": "main"})
