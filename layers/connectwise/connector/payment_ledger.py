@@ -26,9 +26,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from connector.ledger import _code
+from connector.ledger import put_if_version
 
 APPLIED, FAILED = "applied", "failed"
 PAYMENT_PREFIX = "p#"
@@ -115,7 +113,6 @@ class PaymentLedger:
         False, writing nothing, if the invoice changed since `read` (another invocation synced it).
         """
         item = read.item | invoice_key(read.connection, read.invoice_number)
-        item["version"] = {"N": str(read.version + 1)}
         for entry in entries:
             item[PAYMENT_PREFIX + entry.payment_id] = {
                 "M": {
@@ -131,20 +128,7 @@ class PaymentLedger:
         for name, value in (("applied", applied), ("total", total), ("overage", overage)):
             if value is not None:
                 item[name] = {"S": str(value)}
-        if read.version:
-            condition = {
-                "ConditionExpression": "version = :read",
-                "ExpressionAttributeValues": {":read": {"N": str(read.version)}},
-            }
-        else:
-            condition = {"ConditionExpression": "attribute_not_exists(version)"}
-        try:
-            self.db.put_item(TableName=self.table, Item=item, **condition)
-        except ClientError as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        return put_if_version(self.db, self.table, item, read.version)
 
 
 def _ledger(connection: str, invoice_number: str, item: dict[str, Any]) -> InvoiceLedger:

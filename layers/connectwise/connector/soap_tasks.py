@@ -23,11 +23,10 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connector.errors import ConfigurationError, InvalidRequestError
-from connector.ledger import _code
+from connector.ledger import put_if_version
 from connector.runtime import logger, parse_request, services
 from connector.secrets import load_connection
 from connector.services import Services
@@ -186,23 +185,8 @@ class Watermarks:
         item = self.key(connection, entity) | {
             "at": {"S": new.at.isoformat() if new.at else ""},
             "ids": {"S": json.dumps(list(new.ids))},
-            "version": {"N": str(read.version + 1)},
         }
-        condition: dict[str, Any] = (
-            {
-                "ConditionExpression": "version = :v",
-                "ExpressionAttributeValues": {":v": {"N": str(read.version)}},
-            }
-            if read.version
-            else {"ConditionExpression": "attribute_not_exists(version)"}
-        )
-        try:
-            self.db.put_item(TableName=self.table, Item=item, **condition)
-        except ClientError as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        return put_if_version(self.db, self.table, item, read.version)
 
 
 # Tasks
