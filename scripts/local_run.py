@@ -197,6 +197,79 @@ def run_payments(env: LocalEnvironment) -> dict[str, Any]:
     }
 
 
+DOWNLOADS = ["agreements", "companies", "invoices", "opportunities", "purchase_orders"]
+
+
+def run_soap_tasks(env: LocalEnvironment) -> dict[str, Any]:
+    """List reports, run one, run every download twice with one invoice paid in between."""
+    stack = env.stack
+    listed = invoke(stack, "ListReportsFunction", {"connection": CONNECTION})
+    report_request = {
+        "connection": CONNECTION,
+        "report": "Invoices",
+        "conditions": {"field": "Invoice_Amount", "op": ">", "value": {"decimal": "1000.00"}},
+        "order_by": "Invoice_Amount DESC",
+        "fields": ["Invoice_Number", "Company_Name", "Invoice_Amount", "Paid_Amount"],
+    }
+    ran = invoke(stack, "RunReportFunction", report_request)
+
+    def download_all() -> dict[str, dict[str, Any]]:
+        return {
+            entity: invoke(
+                stack,
+                _download_function(entity),
+                schedule_input(stack, _download_function(entity), "Nightly"),
+            )
+            for entity in DOWNLOADS
+        }
+
+    first = download_all()
+    invoice = requests.get(f"http://{env.sandbox_site}/_sandbox/invoices", timeout=10).json()[5]
+    stack.client("sqs").send_message(
+        QueueUrl=stack.physical["PaymentsQueue"],
+        MessageBody=json.dumps(
+            {
+                "connection": CONNECTION,
+                "invoice_number": invoice["number"],
+                "paid_amount": "10.00",
+                "date_paid": "2026-11-25T10:00:00+00:00",
+                "payment_id": "PAY-2001",
+            }
+        ),
+    )
+    poll_sqs(stack, "PaymentsQueue", "UploadInvoicePaymentsFunction")
+    second = download_all()
+    return {
+        "listed": listed,
+        "report": ran,
+        "first": first,
+        "second": second,
+        "paid_invoice": invoice["number"],
+    }
+
+
+def _download_function(entity: str) -> str:
+    return "Download" + "".join(part.title() for part in entity.split("_")) + "Function"
+
+
+def print_soap(report: dict[str, Any]) -> None:
+    print("\nSOAP reports and record downloads\n")
+    print(
+        f"   reports listed: {', '.join(report['listed']['reports'])} (catalog {report['listed']['catalog']})"
+    )
+    ran = report["report"]
+    print(
+        f"   report {ran['report']!r} where {ran['conditions']}: {ran['rows']} rows -> {ran['files'].get('csv', '-')}"
+    )
+    print(
+        f"\n   {'records':<16} {'first run':>10} {'second run':>11}   (invoice {report['paid_invoice']} paid in between)"
+    )
+    for entity in DOWNLOADS:
+        print(
+            f"   {entity:<16} {report['first'][entity]['count']:>10} {report['second'][entity]['count']:>11}"
+        )
+
+
 def _payment_rows(stack: Stack, suffix: str) -> list[dict[str, Any]]:
     s3 = stack.client("s3")
     bucket = stack.physical["OutputBucket"]
@@ -316,12 +389,14 @@ def main(argv: list[str] | None = None) -> int:
         with local_environment() as env:
             report = run_life_cycle(env)
             payments = run_payments(env)
+            soap = run_soap_tasks(env)
             mirrored = mirror_bucket(env.stack, out)
     except KeyboardInterrupt:
         print("interrupted; everything started was stopped", file=sys.stderr)
         return 130
     print_report(report, mirrored, out)
     print_payments(payments)
+    print_soap(soap)
     return 0
 
 

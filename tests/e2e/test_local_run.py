@@ -48,8 +48,17 @@ def test_make_run_pipeline(tmp_path: Path) -> None:
     assert "failed: Cannot find Invoice Number CW-99999" in payments
     assert "overage: Paid amount exceeds the invoice total" in payments and "discarded 25.00" in payments
     assert "dead-letter queue: 1 message(s)" in payments
-    [success_xml] = (out / "payments").rglob("*-success.xml")
-    assert success_xml.read_text().count("<UpdateInvoicePayment>") == 4
+    success_files = sorted((out / "payments").rglob("*-success.xml"), key=lambda p: p.name)
+    assert sum(f.read_text().count("<UpdateInvoicePayment>") for f in success_files) == 5  # + PAY-2001 below
+
+    soap = report[report.index("SOAP reports and record downloads") :]
+    assert "reports listed: Invoices, Companies, Purchase Orders" in soap
+    assert "where Invoice_Amount > 1000.00:" in soap
+    table = soap[soap.index("agreements") :].splitlines()[:5]
+    rows = {line.split()[0]: line.split()[1:3] for line in table}
+    assert rows["invoices"][1] == "1" and rows["companies"][1] == "0"  # the second run is incremental
+    assert all(int(first) > 0 for first, _ in rows.values())
+    assert len(list((out / "records" / "main" / "invoices").rglob("*.csv"))) == 2
 
 
 def test_local_environment_stops_what_it_started_on_failure() -> None:
