@@ -13,6 +13,7 @@ Control API (loopback only, not part of ConnectWise):
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -146,9 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if "/apis/" in path.lower():
             self.server.requests_seen += 1
-            with self.server.accounting.lock:
-                status, reply = soap.handle(self.server.accounting.site, soap.IntegratorCredentials(), body)
-            self._reply(status, reply, "text/xml; charset=utf-8")
+            self._with_faults(self._soap, body)
             return
         if path.lower().rstrip("/").endswith("/" + wire.PAGE_PATH.lower()):
             self.server.requests_seen += 1
@@ -156,7 +155,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._reply(404, b"not found", "text/plain")
 
-    def _gl_page(self, body: bytes) -> None:
+    def _with_faults(self, answer: Callable[[bytes], tuple[int, bytes]], body: bytes) -> None:
+        """Answer a ConnectWise call, with the switched-on faults (both the GL page and SOAP)."""
         faults = self.server.faults
         if faults.latency_ms:
             time.sleep(faults.latency_ms / 1000)
@@ -168,11 +168,21 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if hang:
             time.sleep(hang)
-        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-        code, reply = self.server.accounting.handle(form)
+        code, reply = answer(body)
         if malformed:
             reply = reply[: max(10, len(reply) // 2)]
         self._reply(code, reply, "text/xml; charset=utf-8")
+
+    def _gl_page(self, body: bytes) -> None:
+        self._with_faults(self._accounting, body)
+
+    def _accounting(self, body: bytes) -> tuple[int, bytes]:
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        return self.server.accounting.handle(form)
+
+    def _soap(self, body: bytes) -> tuple[int, bytes]:
+        with self.server.accounting.lock:
+            return soap.handle(self.server.accounting.site, soap.IntegratorCredentials(), body)
 
     def _reply(
         self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None

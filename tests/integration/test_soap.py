@@ -79,3 +79,28 @@ def test_faults_become_typed_errors_with_connectwise_message(
     with pytest.raises(AuthenticationError, match="Username or password is incorrect") as caught:
         bad.get_reports()
     assert "wrong-password" not in str(caught.value)
+
+
+def test_the_sandbox_serves_the_bundled_wsdls(sandbox: SandboxServer) -> None:
+    import requests
+
+    from connectwise.soap import WSDL_DIR
+
+    base = f"http://{sandbox.site_address}/v4_6_release/apis"
+    served = requests.get(f"{base}/2.0/InvoiceApi.asmx?wsdl", timeout=10)
+    assert served.content == (WSDL_DIR / "InvoiceApi_2.0.authored.wsdl").read_bytes()
+    assert requests.get(f"{base}/1.5/ReportingApi.asmx?wsdl", timeout=10).status_code == 200
+    assert requests.get(f"{base}/2.0/ServiceTicketApi.asmx?wsdl", timeout=10).status_code == 404
+
+
+def test_transient_http_faults_are_retried_then_reported_as_transient(sandbox: SandboxServer) -> None:
+    from connectwise.errors import TransportError
+
+    sandbox.faults.set({"statuses": [503, 429], "retry_after": 0})
+    patient = SoapClient(login(sandbox), retries=3, backoff=0)
+    assert patient.run_report_count("Companies") > 0
+    sandbox.faults.set({"statuses": [503] * 5, "retry_after": 0})
+    impatient = SoapClient(login(sandbox), retries=1, backoff=0)
+    with pytest.raises(TransportError) as caught:
+        impatient.get_reports()
+    assert caught.value.transient and caught.value.status == 503

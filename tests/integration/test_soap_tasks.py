@@ -161,3 +161,12 @@ def test_a_secret_without_integrator_login_is_a_clear_error(env: LocalEnvironmen
     parameters.clear_caches()
     with pytest.raises(ConfigurationError, match="connection 'main' has no integrator login"):
         invoke(env.stack, "ListReportsFunction", {"connection": "main"})
+
+
+def test_a_warm_invocation_does_not_parse_the_wsdl_again(env: LocalEnvironment) -> None:
+    from connectwise.soap import _document
+
+    _document.cache_clear()
+    download(env, "opportunities")
+    download(env, "opportunities")
+    assert _document.cache_info().misses == 1 and _document.cache_info().hits == 0  # one client, built once
