@@ -104,3 +104,15 @@ def test_transient_http_faults_are_retried_then_reported_as_transient(sandbox: S
     with pytest.raises(TransportError) as caught:
         impatient.get_reports()
     assert caught.value.transient and caught.value.status == 503
+
+
+def test_the_integrator_password_never_reaches_the_logs(
+    soap: SoapClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    with caplog.at_level(logging.DEBUG):  # everything at DEBUG, as an operator chasing a problem might set it
+        soap.get_reports()
+        list(soap.find("companies", page_size=50))
+    assert caplog.records  # the HTTP layer did log at DEBUG
+    assert "sandbox-integrator" not in caplog.text

@@ -5,12 +5,13 @@ start nothing that way. The WSDLs come from `connectwise/wsdl/` (never fetched):
 once per process and reused by every warm invocation. The site's address replaces the WSDL's.
 """
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import requests
 import zeep
@@ -25,6 +26,11 @@ from connectwise.accounting import TRANSIENT_STATUSES, _is_loopback
 from connectwise.errors import AuthenticationError, ConnectWiseError, PsaError, TransportError
 
 WSDL_DIR = Path(__file__).resolve().parent / "wsdl"
+T = TypeVar("T")
+
+# zeep logs whole envelopes, the integrator password included, at DEBUG: never let that through,
+# whatever level the function's or the Lambda runtime's logging is set to.
+logging.getLogger("zeep").setLevel(logging.INFO)
 DEFAULT_PAGE_SIZE = 500
 
 
@@ -149,21 +155,23 @@ class SoapClient:
         self, report: str, conditions: str = "", order_by: str = "", page_size: int = DEFAULT_PAGE_SIZE
     ) -> Iterator[dict[str, Any]]:
         """Every row, page by page (limit/skip until a short page); values typed as the report says."""
-        for page in _pages(page_size):
-            rows = self._call(
-                REPORTING,
-                "RunReportQuery",
-                reportName=report,
-                conditions=conditions,
-                orderBy=order_by,
-                limit=page.limit,
-                skip=page.skip,
+
+        def page(limit: int, skip: int) -> list[Any]:
+            return (
+                self._call(
+                    REPORTING,
+                    "RunReportQuery",
+                    reportName=report,
+                    conditions=conditions,
+                    orderBy=order_by,
+                    limit=limit,
+                    skip=skip,
+                )
+                or []
             )
-            rows = rows or []
-            for row in rows:
-                yield {value["Name"]: _typed(value) for value in row["Value"]}
-            if len(rows) < page.limit:
-                return
+
+        for row in _all_pages(page, page_size):
+            yield {value["Name"]: _typed(value) for value in row["Value"]}
 
     # Find operations
 
@@ -176,11 +184,11 @@ class SoapClient:
         return_fields: list[str] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every record matching `conditions`, page by page (limit/skip); each as {field: value}."""
-        for page in _pages(page_size):
-            records = self.find_page(entity, conditions, order_by, page.limit, page.skip, return_fields)
-            yield from records
-            if len(records) < page.limit:
-                return
+
+        def page(limit: int, skip: int) -> list[dict[str, Any]]:
+            return self.find_page(entity, conditions, order_by, limit, skip, return_fields)
+
+        yield from _all_pages(page, page_size)
 
     def find_page(
         self,
@@ -231,18 +239,16 @@ class SoapClient:
             raise TransportError(f"{api.name}.{operation}: {type(exc).__name__}") from None
 
 
-@dataclass(frozen=True)
-class _Page:
-    limit: int
-    skip: int
-
-
-def _pages(page_size: int) -> Iterator[_Page]:
+def _all_pages(fetch: Callable[[int, int], list[T]], page_size: int) -> Iterator[T]:
+    """fetch(limit, skip) page after page until a short page."""
     if page_size < 1:
         raise ValueError("page_size must be at least 1 (ConnectWise returns nothing for a limit of 0)")
     skip = 0
     while True:
-        yield _Page(page_size, skip)
+        items = fetch(page_size, skip)
+        yield from items
+        if len(items) < page_size:
+            return
         skip += page_size
 
 
