@@ -145,3 +145,17 @@ def test_https_is_required_except_for_loopback() -> None:
     )
     with pytest.raises(ValidationError, match="without scheme"):
         Connection(company="c", username="u", password="p", site="https://cw.example.com")
+
+
+def test_the_member_password_never_reaches_the_logs(
+    client: AccountingClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    with caplog.at_level(logging.DEBUG):
+        client.download_gl_batch(invoices=True)
+        client.update_invoice_payment("CW-30001", Decimal("1.00"), datetime(2026, 11, 2, tzinfo=UTC))
+    assert caplog.records
+    assert "sandbox-password" not in caplog.text
