@@ -6,7 +6,7 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 
 from connector.errors import ConfigurationError
-from connector.runtime import AccountingClients
+from connector.runtime import accounting_clients
 from connector.secrets import load_connection
 from connector.settings import Settings
 from scripts.local_run import LocalEnvironment
@@ -85,7 +85,7 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_connection_keeps_its_client_until_its_secret_changes(env: LocalEnvironment) -> None:
-    clients = AccountingClients(settings_for(env))
+    clients = accounting_clients(settings_for(env))
     first = clients("main")
     assert clients("main") is first  # its ConnectWise connections are reused
     secret = json.loads(

@@ -1,8 +1,9 @@
 """What a Lambda handler needs: services built once per container, events parsed into models."""
 
 import threading
+from collections.abc import Callable
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import boto3
 from aws_lambda_powertools import Logger
@@ -15,50 +16,61 @@ from connector.payment_ledger import PaymentLedger
 from connector.secrets import load_connection
 from connector.services import Services
 from connector.settings import Settings
-from connectwise.accounting import AccountingClient
+from connector.watermarks import Watermarks
+from connectwise.accounting import AccountingClient, Connection
 from connectwise.errors import ConnectWiseError
 
 logger = Logger(service="connectwise-connector")
 
 M = TypeVar("M", bound=BaseModel)
+L = TypeVar("L")  # a login read from a connection's secret
+C = TypeVar("C")  # the client built from it
 
 
 @cache
 def services() -> Services:
-    """Clients are created once per warm container; AWS_ENDPOINT_URL points them at moto locally."""
+    """Clients are created once per warm container (one per AWS service: creating one costs the
+    cold start tens of milliseconds); AWS_ENDPOINT_URL points them at moto locally."""
     settings = Settings.from_env()
+    dynamodb = boto3.client("dynamodb")
     return Services(
         settings=settings,
-        ledger=Ledger(boto3.client("dynamodb"), settings.table_name),
+        ledger=Ledger(dynamodb, settings.table_name),
         store=Store(boto3.client("s3"), settings.bucket_name),
         notices=Notices(boto3.client("events"), settings.event_bus_name),
-        client_for=AccountingClients(settings),
-        payment_ledger=PaymentLedger(boto3.client("dynamodb"), settings.table_name),
+        client_for=accounting_clients(settings),
+        payment_ledger=PaymentLedger(dynamodb, settings.table_name),
+        watermarks=Watermarks(dynamodb, settings.table_name),
         soap_for=SoapClientsOnFirstUse(settings),
         log=logger,
     )
 
 
-class AccountingClients:
-    """One client per connection, shared by the invocation's threads and kept while its secret is
-    unchanged: its connections to ConnectWise are reused instead of a new TLS session per call."""
+class ClientsByConnection(Generic[L, C]):
+    """One client per connection, shared by the invocation's threads and kept while the login read
+    from its secret is unchanged: its connections to ConnectWise are reused instead of a new TLS
+    session per call, and a rotated secret gets a new client."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._clients: dict[str, AccountingClient] = {}
+    def __init__(self, load: Callable[[str], L], build: Callable[[L], C]) -> None:
+        self._load, self._build = load, build
+        self._clients: dict[str, tuple[L, C]] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, name: str) -> AccountingClient:
+    def __call__(self, name: str) -> C:
         with self._lock:  # one secret fetch per expiry of its cache, not one per thread
-            connection = load_connection(name, self.settings)
-            client = self._clients.get(name)
-            if client is None or client.connection != connection:  # new or rotated secret
-                client = self._clients[name] = AccountingClient(connection)
-            return client
+            login = self._load(name)
+            held = self._clients.get(name)
+            if held is None or held[0] != login:
+                held = self._clients[name] = (login, self._build(login))
+            return held[1]
+
+
+def accounting_clients(settings: Settings) -> ClientsByConnection[Connection, AccountingClient]:
+    return ClientsByConnection(lambda name: load_connection(name, settings), AccountingClient)
 
 
 class SoapClientsOnFirstUse:
-    """connector.soap_tasks.SoapClients, imported on first use: the accounting functions never
+    """connector.soap_tasks.soap_clients, imported on first use: the accounting functions never
     call it, so their cold start never loads zeep."""
 
     def __init__(self, settings: Settings) -> None:
@@ -67,9 +79,9 @@ class SoapClientsOnFirstUse:
 
     def __call__(self, name: str) -> Any:
         if self._clients is None:
-            from connector.soap_tasks import SoapClients
+            from connector.soap_tasks import soap_clients
 
-            self._clients = SoapClients(self.settings)
+            self._clients = soap_clients(self.settings)
         return self._clients(name)
 
 

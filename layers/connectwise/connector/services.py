@@ -10,6 +10,7 @@ from connector.ledger import Ledger
 from connector.outputs import Notices, Store
 from connector.payment_ledger import PaymentLedger
 from connector.settings import Settings
+from connector.watermarks import Watermarks
 from connectwise.accounting import AccountingClient
 
 
@@ -21,6 +22,7 @@ class Services:
     notices: Notices
     client_for: Callable[[str], AccountingClient]
     payment_ledger: PaymentLedger
+    watermarks: Watermarks
     soap_for: Callable[[str], Any] = lambda name: None  # connection -> connectwise.soap.SoapClient
     clock: Callable[[], float] = time.time
     log: logging.Logger | Any = field(default_factory=lambda: logging.getLogger("connector"))

@@ -16,9 +16,7 @@ import csv
 import io
 import json
 import re
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -26,11 +24,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connector.errors import ConfigurationError, InvalidRequestError
-from connector.ledger import put_if_version
-from connector.runtime import logger, parse_request, services
+from connector.runtime import ClientsByConnection, logger, parse_request, services
 from connector.secrets import load_connection
 from connector.services import Services
 from connector.settings import Settings
+from connector.watermarks import Watermark
 from connectwise.conditions import Expression, all_of, any_of, render, where
 from connectwise.soap import DEFAULT_PAGE_SIZE, ENTITIES, IntegratorLogin, SoapClient
 
@@ -115,21 +113,8 @@ def _typed_value(value: str | bool | int | dict[str, str]) -> Any:
 # Clients
 
 
-class SoapClients:
-    """One SoapClient per connection, kept while its secret is unchanged (as AccountingClients)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._clients: dict[str, SoapClient] = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, name: str) -> SoapClient:
-        with self._lock:
-            login = integrator_login(name, self.settings)
-            client = self._clients.get(name)
-            if client is None or client.login != login:
-                client = self._clients[name] = SoapClient(login)
-            return client
+def soap_clients(settings: Settings) -> ClientsByConnection[IntegratorLogin, SoapClient]:
+    return ClientsByConnection(lambda name: integrator_login(name, settings), SoapClient)
 
 
 def integrator_login(name: str, settings: Settings) -> IntegratorLogin:
@@ -147,46 +132,6 @@ def integrator_login(name: str, settings: Settings) -> IntegratorLogin:
         directory=connection.directory,
         use_ssl=connection.use_ssl,
     )
-
-
-# Watermarks
-
-
-@dataclass(frozen=True)
-class Watermark:
-    at: datetime | None  # the newest last-updated value written; None: nothing downloaded yet
-    ids: tuple[int, ...]  # the records written with exactly that value
-    version: int = 0
-
-
-class Watermarks:
-    def __init__(self, dynamodb: Any, table_name: str) -> None:
-        self.db = dynamodb
-        self.table = table_name
-
-    @staticmethod
-    def key(connection: str, entity: str) -> dict[str, Any]:
-        return {"pk": {"S": f"watermark#{connection}#{entity}"}}
-
-    def read(self, connection: str, entity: str) -> Watermark:
-        item = self.db.get_item(
-            TableName=self.table, Key=self.key(connection, entity), ConsistentRead=True
-        ).get("Item")
-        if not item:
-            return Watermark(None, ())
-        return Watermark(
-            datetime.fromisoformat(item["at"]["S"]),
-            tuple(json.loads(item["ids"]["S"])),
-            int(item["version"]["N"]),
-        )
-
-    def advance(self, connection: str, entity: str, read: Watermark, new: Watermark) -> bool:
-        """Store `new` if the watermark is still `read` (False if another run moved it meanwhile)."""
-        item = self.key(connection, entity) | {
-            "at": {"S": new.at.isoformat() if new.at else ""},
-            "ids": {"S": json.dumps(list(new.ids))},
-        }
-        return put_if_version(self.db, self.table, item, read.version)
 
 
 # Tasks
@@ -216,7 +161,7 @@ def download_records(
 ) -> dict[str, Any]:
     """Records of `entity` changed since the watermark (all of them if `full`) to S3, then the
     watermark moves, then `RecordsDownloaded` is announced."""
-    watermarks = Watermarks(services.payment_ledger.db, services.settings.table_name)
+    watermarks = services.watermarks
     read = watermarks.read(request.connection, entity)
     start = Watermark(None, ()) if request.full else read
     records, reached = changed_records(client, entity, start, request.page_size)

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, Self
 from urllib.parse import urlsplit
 
 import requests
@@ -44,20 +44,14 @@ class IntegratorSecret(BaseModel):
     password: SecretStr = Field(min_length=1)
 
 
-class Connection(BaseModel):
-    """A member login to one ConnectWise site's Accounting Interface (the secret's JSON), and
-    optionally the site's Integrator Login for the SOAP tasks."""
+class SiteLogin(BaseModel):
+    """Where a ConnectWise site is; shared by its member login and its integrator login."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    backend: Literal["accounting_interface"] = "accounting_interface"
-    company: str = Field(min_length=1)
-    username: str = Field(min_length=1)
-    password: SecretStr = Field(min_length=1)
     site: str = Field(min_length=1, description="host[:port] of the ConnectWise site, no scheme")
     directory: str = "v4_6_release"
     use_ssl: bool = True
-    integrator: IntegratorSecret | None = None
 
     @field_validator("site")
     @classmethod
@@ -67,10 +61,21 @@ class Connection(BaseModel):
         return site
 
     @model_validator(mode="after")
-    def _https_unless_loopback(self) -> "Connection":
+    def _https_unless_loopback(self) -> Self:
         if not self.use_ssl and not _is_loopback(self.site):
             raise ValueError("use_ssl may only be false for a loopback sandbox")
         return self
+
+
+class Connection(SiteLogin):
+    """A member login to one ConnectWise site's Accounting Interface (the secret's JSON), and
+    optionally the site's Integrator Login for the SOAP tasks."""
+
+    backend: Literal["accounting_interface"] = "accounting_interface"
+    company: str = Field(min_length=1)
+    username: str = Field(min_length=1)
+    password: SecretStr = Field(min_length=1)
+    integrator: IntegratorSecret | None = None
 
     @property
     def url(self) -> str:

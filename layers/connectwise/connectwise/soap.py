@@ -17,12 +17,12 @@ import requests
 import zeep
 import zeep.exceptions
 import zeep.helpers
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 from zeep.wsdl import Document
 
-from connectwise.accounting import TRANSIENT_STATUSES, _is_loopback
+from connectwise.accounting import TRANSIENT_STATUSES, SiteLogin
 from connectwise.errors import AuthenticationError, ConnectWiseError, PsaError, TransportError
 
 WSDL_DIR = Path(__file__).resolve().parent / "wsdl"
@@ -63,31 +63,13 @@ ENTITIES = {
 }  # fmt: skip
 
 
-class IntegratorLogin(BaseModel):
+class IntegratorLogin(SiteLogin):
     """An Integrator Login of one ConnectWise site (System > Setup Tables > Integrator Login)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     backend: Literal["soap"] = "soap"
     company: str = Field(min_length=1, description="the company id typed on the ConnectWise login screen")
     integrator_login_id: str = Field(min_length=1)
     integrator_password: SecretStr = Field(min_length=1)
-    site: str = Field(min_length=1, description="host[:port] of the ConnectWise site, no scheme")
-    directory: str = "v4_6_release"
-    use_ssl: bool = True
-
-    @field_validator("site")
-    @classmethod
-    def _bare_host(cls, site: str) -> str:
-        if "://" in site or "/" in site:
-            raise ValueError("site is a host name (e.g. na.myconnectwise.net), without scheme or path")
-        return site
-
-    @model_validator(mode="after")
-    def _https_unless_loopback(self) -> "IntegratorLogin":
-        if not self.use_ssl and not _is_loopback(self.site):
-            raise ValueError("use_ssl may only be false for a loopback sandbox")
-        return self
 
     def url(self, api: Api) -> str:
         scheme = "https" if self.use_ssl else "http"
