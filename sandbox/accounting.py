@@ -41,6 +41,10 @@ class AccountingInterface:
         self.all_entry_ids = {i for record in records for i in record.entry_ids()}
         self.invoices_by_number = {invoice.number: invoice for invoice in site.invoices}
         self.payment_updates = 0
+        self._payment_ids = iter(range(90001, 10**9))
+
+    def new_payment_id(self) -> int:
+        return next(self._payment_ids)
 
     def handle(self, form: Mapping[str, str]) -> Reply:
         """Answer one POST of the GL page."""
@@ -151,6 +155,9 @@ class AccountingInterface:
         invoice.paid_amount = min(amount, invoice.total).quantize(Decimal("0.01"))
         invoice.paid_date = paid_at if invoice.paid_amount == invoice.total else None
         invoice.updated_at = datetime.now(UTC)
+        invoice.payment_at = paid_at
+        if invoice.payment_id is None:
+            invoice.payment_id = self.new_payment_id()
         self.payment_updates += 1
         return documents.payment_reply(invoice)
 

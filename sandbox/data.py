@@ -70,6 +70,8 @@ class Invoice:
     paid_amount: Decimal = Decimal("0.00")
     paid_date: datetime | None = None
     updated_at: datetime | None = None  # set when a payment changes it (the SOAP side's LastUpdated)
+    payment_id: int | None = None  # the invoice's one payment record (the REST side's view)
+    payment_at: datetime | None = None  # its payment date, as last sent
 
     def entry_ids(self) -> list[int]:
         ids = list(self.header_entry_ids)

@@ -1,4 +1,4 @@
-"""HTTP front of the sandbox: the GL page, a control API for faults, and a state view.
+"""HTTP front of the sandbox: the GL page, SOAP, the REST API, a control API for faults, and a state view.
 
 Control API (loopback only, not part of ConnectWise):
 * `POST /_sandbox/faults` JSON: `latency_ms`, `statuses` (answer the next requests with these
@@ -19,10 +19,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from connectwise import wire
+from connectwise import jsonmoney, wire
 from sandbox import soap
 from sandbox.accounting import AccountingInterface, Credentials
 from sandbox.data import generate
+from sandbox.rest import API_PREFIX, MEDIA_TYPE, RestApi
 
 
 @dataclass
@@ -73,6 +74,7 @@ class SandboxServer(ThreadingHTTPServer):
     def __init__(self, accounting: AccountingInterface, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__((host, port), _Handler)
         self.accounting = accounting
+        self.rest = RestApi(accounting)
         self.faults = Faults()
         self.requests_seen = 0
         self._thread: threading.Thread | None = None
@@ -105,7 +107,9 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: the sandbox's callers print what matters."""
 
     def do_GET(self) -> None:
-        if "/apis/" in self.path.lower() and urlsplit(self.path).query.lower() == "wsdl":
+        if self._is_rest():
+            self._rest()
+        elif "/apis/" in self.path.lower() and urlsplit(self.path).query.lower() == "wsdl":
             wsdl = soap.wsdl_for(urlsplit(self.path).path)
             self._reply(200 if wsdl else 404, wsdl or b"not found", "text/xml; charset=utf-8")
         elif urlsplit(self.path).path == "/_sandbox/state":
@@ -133,7 +137,16 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._reply(404, b"not found", "text/plain")
 
+    def do_PUT(self) -> None:
+        if self._is_rest():
+            self._rest()
+        else:
+            self._reply(404, b"not found", "text/plain")
+
     def do_POST(self) -> None:
+        if self._is_rest():
+            self._rest()
+            return
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
         path = urlsplit(self.path).path
@@ -155,8 +168,36 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._reply(404, b"not found", "text/plain")
 
-    def _with_faults(self, answer: Callable[[bytes], tuple[int, bytes]], body: bytes) -> None:
-        """Answer a ConnectWise call, with the switched-on faults (both the GL page and SOAP)."""
+    def _is_rest(self) -> bool:
+        path = urlsplit(self.path).path.lower()
+        return path.startswith(API_PREFIX.lower() + "/") or path.startswith("/login/companyinfo/")
+
+    def _rest(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        host = self.headers.get("Host", self.server.site_address)
+
+        def answer(request: bytes) -> tuple[int, bytes, dict[str, str]]:
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            reply = self.server.rest.handle(self.command, self.path, headers, request, host)
+            text = b"" if reply.status == 204 else jsonmoney.dumps(reply.body)
+            return reply.status, text, reply.headers
+
+        if urlsplit(self.path).path.lower().startswith("/login/"):
+            status, text, _ = answer(body)  # the codebase lookup is not an API call: no faults
+            self._reply(status, text, "application/json")
+            return
+        self.server.requests_seen += 1
+        self._with_faults(answer, body, MEDIA_TYPE, rest=True)
+
+    def _with_faults(
+        self,
+        answer: Callable[[bytes], tuple[int, bytes, dict[str, str]]],
+        body: bytes,
+        content_type: str = "text/xml; charset=utf-8",
+        rest: bool = False,
+    ) -> None:
+        """Answer a ConnectWise call, with the switched-on faults (GL page, SOAP and REST)."""
         faults = self.server.faults
         if faults.latency_ms:
             time.sleep(faults.latency_ms / 1000)
@@ -164,25 +205,29 @@ class _Handler(BaseHTTPRequestHandler):
         if status is not None:
             retry_after = 1 if status == 429 and faults.max_per_second else faults.retry_after
             headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-            self._reply(status, f"sandbox fault: HTTP {status}".encode(), "text/plain", headers)
+            text, kind = f"sandbox fault: HTTP {status}".encode(), "text/plain"
+            if rest:  # the documented 429 body has `error`, not `code`
+                error = {"error": "ConnectWiseAPI"} if status == 429 else {"code": "ServerError"}
+                text, kind = json.dumps(error | {"message": text.decode()}).encode(), "application/json"
+            self._reply(status, text, kind, headers)
             return
         if hang:
             time.sleep(hang)
-        code, reply = answer(body)
+        code, reply, headers = answer(body)
         if malformed:
             reply = reply[: max(10, len(reply) // 2)]
-        self._reply(code, reply, "text/xml; charset=utf-8")
+        self._reply(code, reply, "application/json" if rest and code >= 400 else content_type, headers)
 
     def _gl_page(self, body: bytes) -> None:
         self._with_faults(self._accounting, body)
 
-    def _accounting(self, body: bytes) -> tuple[int, bytes]:
+    def _accounting(self, body: bytes) -> tuple[int, bytes, dict[str, str]]:
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-        return self.server.accounting.handle(form)
+        return (*self.server.accounting.handle(form), {})
 
-    def _soap(self, body: bytes) -> tuple[int, bytes]:
+    def _soap(self, body: bytes) -> tuple[int, bytes, dict[str, str]]:
         with self.server.accounting.lock:
-            return soap.handle(self.server.accounting.site, soap.IntegratorCredentials(), body)
+            return (*soap.handle(self.server.accounting.site, soap.IntegratorCredentials(), body), {})
 
     def _reply(
         self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
