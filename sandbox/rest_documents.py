@@ -217,6 +217,7 @@ def _detail(invoice: Invoice, line: Line, taxable: bool) -> dict[str, Any]:
         "costAccountNumber": "" if is_tax else "5100",
         "inventoryAccountNumber": "" if is_tax else "1300",
         "productAccountNumber": "4000",
+        "taxCode": ref(1, "T1") if is_tax else None,
         "taxCodeXref": "T1" if taxable else "T9",
         "taxAgencyXref": "",
         "taxNote": "AUTOSTAX" if is_tax else "",
@@ -340,7 +341,7 @@ def _purchase_detail(purchase: PurchaseReceipt, number: int, line: Line) -> dict
     vendor = purchase.vendor
     return {
         "id": entry_id,
-        "documentDate": purchase.received_at.isoformat() + "Z",
+        "documentDate": purchase.received_at.isoformat(),  # site local time, as the legacy side
         "glClass": "",
         "glTypeId": line.gl_type,
         "glItemId": line.item_id,

@@ -108,7 +108,7 @@ def download_gl_batch(request: DownloadRequest, services: Services) -> dict[str,
         raise
     if batch.ignored_elements:
         log.warning(
-            "GLExport had elements this connector does not model; they are kept in glexport.xml",
+            f"GLExport had sections this connector does not model; they are kept in {batch.raw_name}",
             extra={"batch_id": batch.batch_id, "elements": list(batch.ignored_elements)},
         )
     detail = _batch_detail(record) | {"reannounced": False}
@@ -181,7 +181,7 @@ def update_gl_batch(confirmation: PostingConfirmation, services: Services) -> di
     if record.status == POSTED:  # a concurrent delivery finished first
         return {"status": "already-posted", "connection": conn, "batch_id": batch_id}
     try:
-        services.client_for(conn).update_gl_batch(batch_id, ids)
+        services.client_for(conn).update_gl_batch(batch_id, ids, kinds=record.kinds)
     except ConnectWiseError as exc:
         if exc.transient:
             ledger.abort_posting(record, int(services.clock()))
@@ -233,7 +233,7 @@ def recreate_gl_batch(request: RecreateRequest, services: Services) -> dict[str,
     prefix = f"{batch_prefix(request.connection, request.batch_id)}recreated/{stamp}-{uuid.uuid4().hex[:6]}/"
     store = services.store
     keys = {
-        "glexport": store.put(prefix + "glexport.xml", batch.raw, "application/xml"),
+        "glexport": store.put(prefix + batch.raw_name, batch.raw, batch.media_type),
         "records": store.put_json_lines(prefix + "records.jsonl", batch.json_lines()),
     }
     keys["request"] = store.put_json(
@@ -250,7 +250,7 @@ def _write_batch(store: Store, connection: str, batch: GLBatch, request: Downloa
     """glexport.xml (byte for byte), records.jsonl and the manifest of GL entry ids."""
     prefix = batch_prefix(connection, batch.batch_id)
     keys = {
-        "glexport": store.put(prefix + "glexport.xml", batch.raw, "application/xml"),
+        "glexport": store.put(prefix + batch.raw_name, batch.raw, batch.media_type),
         "records": store.put_json_lines(prefix + "records.jsonl", batch.json_lines()),
     }
     keys["manifest"] = store.put_json(

@@ -17,7 +17,7 @@ from connector.secrets import load_connection
 from connector.services import Services
 from connector.settings import Settings
 from connector.watermarks import Watermarks
-from connectwise.accounting import AccountingClient, Connection
+from connectwise.backends import AnyConnection, GLBackend, client_for
 from connectwise.errors import ConnectWiseError
 
 logger = Logger(service="connectwise-connector")
@@ -51,7 +51,7 @@ class ClientsByConnection(Generic[L, C]):
     from its secret is unchanged: its connections to ConnectWise are reused instead of a new TLS
     session per call, and a rotated secret gets a new client."""
 
-    def __init__(self, load: Callable[[str], L], build: Callable[[L], C]) -> None:
+    def __init__(self, load: Callable[[str], L], build: Callable[[L, str], C]) -> None:
         self._load, self._build = load, build
         self._clients: dict[str, tuple[L, C]] = {}
         self._lock = threading.Lock()
@@ -61,12 +61,13 @@ class ClientsByConnection(Generic[L, C]):
             login = self._load(name)
             held = self._clients.get(name)
             if held is None or held[0] != login:
-                held = self._clients[name] = (login, self._build(login))
+                held = self._clients[name] = (login, self._build(login, name))
             return held[1]
 
 
-def accounting_clients(settings: Settings) -> ClientsByConnection[Connection, AccountingClient]:
-    return ClientsByConnection(lambda name: load_connection(name, settings), AccountingClient)
+def accounting_clients(settings: Settings) -> ClientsByConnection[AnyConnection, GLBackend]:
+    """The client of each connection's backend (Accounting Interface or REST), per its secret."""
+    return ClientsByConnection(lambda name: load_connection(name, settings), client_for)
 
 
 class SoapClientsOnFirstUse:

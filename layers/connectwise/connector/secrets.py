@@ -8,12 +8,12 @@ from pydantic import ValidationError
 
 from connector.errors import ConfigurationError, describe_validation
 from connector.settings import Settings
-from connectwise.accounting import Connection
+from connectwise.backends import AnyConnection, parse_connection
 
 CACHE_SECONDS = 300
 
 
-def load_connection(name: str, settings: Settings) -> Connection:
+def load_connection(name: str, settings: Settings) -> AnyConnection:
     """The named connection's credentials; errors name the connection, never a secret value."""
     secret_id = settings.connection_secrets.get(name)
     if not secret_id:
@@ -29,7 +29,7 @@ def load_connection(name: str, settings: Settings) -> Connection:
     if not isinstance(value, dict):
         raise ConfigurationError(f"secret of connection {name!r} must be a JSON object")
     try:
-        return Connection.model_validate(value)
+        return parse_connection(value)
     except ValidationError as exc:
         raise ConfigurationError(
             f"secret of connection {name!r} is invalid: {describe_validation(exc)}"

@@ -11,7 +11,7 @@ from connector.outputs import Notices, Store
 from connector.payment_ledger import PaymentLedger
 from connector.settings import Settings
 from connector.watermarks import Watermarks
-from connectwise.accounting import AccountingClient
+from connectwise.backends import GLBackend
 
 
 @dataclass
@@ -20,7 +20,7 @@ class Services:
     ledger: Ledger
     store: Store
     notices: Notices
-    client_for: Callable[[str], AccountingClient]
+    client_for: Callable[[str], GLBackend]
     payment_ledger: PaymentLedger
     watermarks: Watermarks
     soap_for: Callable[[str], Any] = lambda name: None  # connection -> connectwise.soap.SoapClient

@@ -114,7 +114,9 @@ def _typed_value(value: str | bool | int | dict[str, str]) -> Any:
 
 
 def soap_clients(settings: Settings) -> ClientsByConnection[IntegratorLogin, SoapClient]:
-    return ClientsByConnection(lambda name: integrator_login(name, settings), SoapClient)
+    return ClientsByConnection(
+        lambda name: integrator_login(name, settings), lambda login, _: SoapClient(login)
+    )
 
 
 def integrator_login(name: str, settings: Settings) -> IntegratorLogin:

@@ -175,8 +175,9 @@ class AccountingClient:
         fields = wire.recreate_fields(batch_id, filters.model_dump(), thru_date, owner_level)
         return self._glexport(fields)
 
-    def update_gl_batch(self, batch_id: str, gl_entry_ids: Iterable[int]) -> str:
-        """Add posted GL entries to the batch so they are never exported again."""
+    def update_gl_batch(self, batch_id: str, gl_entry_ids: Iterable[int], kinds: Iterable[str] = ()) -> str:
+        """Add posted GL entries to the batch so they are never exported again (the batch's
+        kinds are ConnectWise's to know here; the REST backend needs them)."""
         body = self._post(wire.update_fields(batch_id, gl_entry_ids))
         root = parse_xml(body, "update reply")
         if root.tag != "PsaData":

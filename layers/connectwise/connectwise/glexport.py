@@ -457,11 +457,18 @@ KINDS = ("invoices", "expenses", "procurement")
 
 @dataclass(frozen=True)
 class GLBatch:
-    """A GLExport as ConnectWise sent it (`raw`, byte for byte) and as parsed (`document`)."""
+    """A GLExport as ConnectWise sent it (`raw`, byte for byte: XML from the Accounting
+    Interface, JSON from the REST API) and as parsed (`document`)."""
 
     raw: bytes
     document: GLExport
     ignored_elements: tuple[str, ...] = field(default=())
+    media_type: str = "application/xml"
+
+    @property
+    def raw_name(self) -> str:
+        """glexport.xml or glexport.json."""
+        return "glexport.json" if self.media_type == "application/json" else "glexport.xml"
 
     @property
     def batch_id(self) -> str:

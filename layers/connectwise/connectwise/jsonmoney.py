@@ -14,6 +14,12 @@ def loads(text: bytes | str) -> Any:
     return json.loads(text, parse_float=Decimal)
 
 
+def cents(value: Decimal) -> Decimal:
+    """15.0 (how a JSON double comes back) as 15.00; more places are kept as they are."""
+    exponent = value.as_tuple().exponent
+    return value.quantize(Decimal("0.01")) if isinstance(exponent, int) and exponent > -2 else value
+
+
 def dumps(value: Any) -> bytes:
     return json.dumps(_exact(value), separators=(",", ":")).encode()
 

@@ -1,0 +1,73 @@
+"""The two ways to reach a site's accounting operations, chosen per connection by its secret.
+
+`backend: "accounting_interface"` (the default, for secrets written before REST existed) is the
+legacy GL page with a member login; `backend: "rest"` is the REST API with an API member's keys.
+Both clients offer the operations of `GLBackend`, so the tasks never ask which one they have.
+"""
+
+from collections.abc import Iterable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Protocol
+
+from pydantic import Discriminator, Tag, TypeAdapter
+
+from connectwise.accounting import AccountingClient, Connection, PaymentApplied, RecreateFilters
+from connectwise.glexport import GLBatch
+from connectwise.rest import RestClient, RestConnection
+
+AnyConnection = Connection | RestConnection
+
+
+def _backend(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("backend", "accounting_interface"))
+    return str(getattr(value, "backend", "accounting_interface"))
+
+
+CONNECTIONS: TypeAdapter[AnyConnection] = TypeAdapter(
+    Annotated[
+        Annotated[Connection, Tag("accounting_interface")] | Annotated[RestConnection, Tag("rest")],
+        Discriminator(_backend),
+    ]
+)
+
+
+class GLBackend(Protocol):
+    def download_gl_batch(
+        self,
+        *,
+        invoices: bool = ...,
+        expenses: bool = ...,
+        procurement: bool = ...,
+        thru_date: date | None = ...,
+        owner_level: str | None = ...,
+    ) -> GLBatch: ...
+
+    def recreate_gl_batch(
+        self,
+        batch_id: str,
+        *,
+        filters: RecreateFilters | None = ...,
+        thru_date: date | None = ...,
+        owner_level: str | None = ...,
+    ) -> GLBatch: ...
+
+    def update_gl_batch(
+        self, batch_id: str, gl_entry_ids: Iterable[int], kinds: Iterable[str] = ...
+    ) -> str: ...
+
+    def update_invoice_payment(
+        self, invoice_number: str, paid_amount: Decimal, date_paid: datetime
+    ) -> PaymentApplied: ...
+
+
+def parse_connection(value: Any) -> AnyConnection:
+    """A secret's JSON as the connection of its backend (raises pydantic's ValidationError)."""
+    return CONNECTIONS.validate_python(value)
+
+
+def client_for(connection: AnyConnection, name: str = "") -> GLBackend:
+    if isinstance(connection, RestConnection):
+        return RestClient(connection, name=name)
+    return AccountingClient(connection)
