@@ -1,10 +1,12 @@
 """`make run`: the GL batch life cycle end to end, locally, with no AWS account.
 
-Starts moto (server mode) and the ConnectWise sandbox on free loopback ports, creates the
-resources from template.yaml, stores the sandbox login as the connection's secret, then runs:
-download -> the accounting system's confirmation through SQS -> update -> a second download
-that finds nothing new -> recreate. Prints a short report and mirrors S3 under out/.
-Everything started here is stopped on exit, Ctrl-C or failure.
+For each backend (Accounting Interface, then REST) it starts moto (server mode) and the
+ConnectWise sandbox on free loopback ports, creates the resources from template.yaml, stores
+the sandbox login of that backend as the connection's secret, then runs: download -> the
+accounting system's confirmation through SQS -> update -> a second download that finds nothing
+new -> recreate, and the payments. The SOAP tasks run once. Prints a report per backend and one
+side by side, and mirrors S3 under out/<backend>/. Everything started here is stopped on exit,
+Ctrl-C or failure.
 """
 
 import argparse
@@ -27,12 +29,25 @@ from scripts.lambda_local import invoke, poll_sqs, schedule_input
 from scripts.local_aws import ROOT, Stack, aws_client, create_stack, moto_server, use_endpoint
 
 CONNECTION = "main"
-SANDBOX_LOGIN = {
-    "company": "sandbox",
-    "username": "accounting",
-    "password": "sandbox-password",
-    "integrator": {"login_id": "integrator", "password": "sandbox-integrator"},
+BACKENDS = ("accounting_interface", "rest")
+INTEGRATOR = {"login_id": "integrator", "password": "sandbox-integrator"}
+SANDBOX_LOGINS: dict[str, dict[str, Any]] = {  # the sandbox's well-known logins, per backend
+    "accounting_interface": {
+        "company": "sandbox",
+        "username": "accounting",
+        "password": "sandbox-password",
+        "integrator": INTEGRATOR,
+    },
+    "rest": {
+        "backend": "rest",
+        "company": "sandbox",
+        "public_key": "sandbox-public",
+        "private_key": "sandbox-private",
+        "client_id": "8c4b2f4e-6a1d-4e3b-9f57-2d0c1b7a9e10",
+        "integrator": INTEGRATOR,
+    },
 }
+SANDBOX_LOGIN = SANDBOX_LOGINS["accounting_interface"]
 
 
 @dataclass
@@ -40,6 +55,8 @@ class LocalEnvironment:
     stack: Stack
     sandbox_site: str
     observer_url: str
+    connection: str = CONNECTION
+    backend: str = "accounting_interface"
 
     def events(self) -> list[dict[str, Any]]:
         """Events the functions published, in order (drained from the observer queue)."""
@@ -81,20 +98,26 @@ def sandbox_process(seed: int = 1, invoices: int = 40) -> Iterator[str]:
 
 @contextmanager
 def local_environment(
-    sandbox_site: str | None = None, endpoint: str | None = None, seed: int = 1, invoices: int = 40
+    sandbox_site: str | None = None,
+    endpoint: str | None = None,
+    seed: int = 1,
+    invoices: int = 40,
+    backend: str = "accounting_interface",
+    connection: str = CONNECTION,
 ) -> Iterator[LocalEnvironment]:
-    """moto (started here unless `endpoint` is given) + the sandbox + the template's resources."""
+    """moto (started here unless `endpoint` is given) + the sandbox + the template's resources,
+    with one connection whose secret uses `backend`."""
     with ExitStack() as stop:
         endpoint = endpoint or stop.enter_context(moto_server())
         use_endpoint(endpoint)
         site = sandbox_site or stop.enter_context(sandbox_process(seed, invoices))
         secrets = aws_client(endpoint, "secretsmanager")
-        secret_value = SANDBOX_LOGIN | {"site": site, "use_ssl": False}
-        arn = secrets.create_secret(Name=f"connectwise/{CONNECTION}", SecretString=json.dumps(secret_value))[
+        secret_value = SANDBOX_LOGINS[backend] | {"site": site, "use_ssl": False}
+        arn = secrets.create_secret(Name=f"connectwise/{connection}", SecretString=json.dumps(secret_value))[
             "ARN"
         ]
-        stack = create_stack(endpoint, {"ConnectionName": CONNECTION, "ConnectionSecretArn": arn})
-        yield LocalEnvironment(stack, site, _observe_events(stack))
+        stack = create_stack(endpoint, {"ConnectionName": connection, "ConnectionSecretArn": arn})
+        yield LocalEnvironment(stack, site, _observe_events(stack), connection, backend)
 
 
 def _observe_events(stack: Stack) -> str:
@@ -125,7 +148,7 @@ def run_life_cycle(env: LocalEnvironment) -> dict[str, Any]:
     # The accounting system posted the batch and confirms it on the queue.
     stack.client("sqs").send_message(
         QueueUrl=stack.physical["ConfirmationQueue"],
-        MessageBody=json.dumps({"connection": CONNECTION, "batch_id": batch_id}),
+        MessageBody=json.dumps({"connection": env.connection, "batch_id": batch_id}),
     )
     report["update_responses"] = poll_sqs(stack, "ConfirmationQueue", "UpdateGLBatchFunction")
     report["second_download"] = invoke(stack, "DownloadGLBatchFunction", schedule_event)
@@ -135,7 +158,7 @@ def run_life_cycle(env: LocalEnvironment) -> dict[str, Any]:
         stack,
         "RecreateGLBatchFunction",
         {
-            "connection": CONNECTION,
+            "connection": env.connection,
             "batch_id": batch_id,
             "filters": {"exclude_invoice_ids": [first_invoice_id]},
         },
@@ -157,7 +180,7 @@ def run_payments(env: LocalEnvironment) -> dict[str, Any]:
     def payment(invoice: str, amount: Decimal | str, payment_id: str, day: int) -> str:
         return json.dumps(
             {
-                "connection": CONNECTION,
+                "connection": env.connection,
                 "invoice_number": invoice,
                 "paid_amount": str(amount),
                 "date_paid": f"2026-11-{day:02d}T10:00:00+00:00",
@@ -203,9 +226,9 @@ DOWNLOADS = ["agreements", "companies", "invoices", "opportunities", "purchase_o
 def run_soap_tasks(env: LocalEnvironment) -> dict[str, Any]:
     """List reports, run one, run every download twice with one invoice paid in between."""
     stack = env.stack
-    listed = invoke(stack, "ListReportsFunction", {"connection": CONNECTION})
+    listed = invoke(stack, "ListReportsFunction", {"connection": env.connection})
     report_request = {
-        "connection": CONNECTION,
+        "connection": env.connection,
         "report": "Invoices",
         "conditions": {"field": "Invoice_Amount", "op": ">", "value": {"decimal": "1000.00"}},
         "order_by": "Invoice_Amount DESC",
@@ -229,7 +252,7 @@ def run_soap_tasks(env: LocalEnvironment) -> dict[str, Any]:
         QueueUrl=stack.physical["PaymentsQueue"],
         MessageBody=json.dumps(
             {
-                "connection": CONNECTION,
+                "connection": env.connection,
                 "invoice_number": invoice["number"],
                 "paid_amount": "10.00",
                 "date_paid": "2026-11-25T10:00:00+00:00",
@@ -379,24 +402,87 @@ def print_report(report: dict[str, Any], mirrored: list[str], out: Path) -> None
         print(f"   {key}")
 
 
+def run_backend(backend: str, out: Path, endpoint: str) -> dict[str, Any]:
+    """The GL life cycle and the payments for one connection of `backend`, on fresh AWS state and
+    its own sandbox (the same seed: the same site), plus the SOAP tasks once, on the legacy one."""
+    from aws_lambda_powertools.utilities import parameters
+
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    parameters.clear_caches()
+    connection = CONNECTION if backend == "accounting_interface" else "cw-rest"
+    with local_environment(endpoint=endpoint, backend=backend, connection=connection) as env:
+        result: dict[str, Any] = {"backend": backend, "connection": connection}
+        result["life_cycle"] = run_life_cycle(env)
+        result["payments"] = run_payments(env)
+        if backend == "accounting_interface":
+            result["soap"] = run_soap_tasks(env)
+        result["mirrored"] = mirror_bucket(env.stack, out / backend)
+    return result
+
+
+def print_side_by_side(results: list[dict[str, Any]]) -> None:
+    """One column per backend: the same site, the same steps, the same outcomes expected."""
+
+    def row(label: str, cell: Any) -> None:
+        print(f"   {label:<28}" + "".join(f"{cell(r)!s:<40}" for r in results))
+
+    def download(r: dict[str, Any], kind: str) -> str:
+        first = r["life_cycle"]["first_download"]
+        return f"{first['counts'][kind]} records, {first['totals'][kind]}"
+
+    def outcomes(r: dict[str, Any]) -> str:
+        return ", ".join(
+            f"{n} {s}" for s, n in sorted(Counter(o["status"] for o in r["payments"]["outcomes"]).items())
+        )
+
+    print("\nBoth backends side by side (same seeded site)\n")
+    row("", lambda r: f"{r['backend']} ({r['connection']})")
+    row("batch id", lambda r: r["life_cycle"]["first_download"]["batch_id"])
+    for kind in ("invoices", "expenses", "procurement"):
+        row(f"download {kind}", lambda r, k=kind: download(r, k))
+    row("GL entries", lambda r: r["life_cycle"]["first_download"]["gl_entry_ids"])
+    row("raw document", lambda r: r["life_cycle"]["first_download"]["keys"]["glexport"].rsplit("/", 1)[1])
+    row(
+        "confirmation -> ledger",
+        lambda r: ", ".join(i["status"] for i in r["life_cycle"]["ledger"] if i["pk"].startswith("batch#")),
+    )
+    row("second download", lambda r: r["life_cycle"]["second_download"]["status"])
+    row(
+        "recreate (one excluded)",
+        lambda r: (
+            f"{r['life_cycle']['recreate']['counts']['invoices']} invoices, {r['life_cycle']['recreate']['totals']['invoices']}"
+        ),
+    )
+    row("payments", outcomes)
+    for n in range(3):
+        row(
+            "invoice paid / total" if n == 0 else "",
+            lambda r, i=n: (
+                f"{r['payments']['invoices'][i]['number']} {r['payments']['invoices'][i]['paid_amount']} / {r['payments']['invoices'][i]['total']}"
+            ),
+        )
+    row("payment dead letters", lambda r: r["payments"]["dead_letters"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.local_run", description=__doc__)
     parser.add_argument("--out", type=Path, default=ROOT / "out", help="where to mirror the S3 objects")
     out = parser.parse_args(argv).out
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the report, not the JSON logs; INFO shows them
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # nor the EMF metric lines
+    shutil.rmtree(out, ignore_errors=True)
     try:
-        with local_environment() as env:
-            report = run_life_cycle(env)
-            payments = run_payments(env)
-            soap = run_soap_tasks(env)
-            mirrored = mirror_bucket(env.stack, out)
+        with moto_server() as endpoint:
+            results = [run_backend(backend, out, endpoint) for backend in BACKENDS]
     except KeyboardInterrupt:
         print("interrupted; everything started was stopped", file=sys.stderr)
         return 130
-    print_report(report, mirrored, out)
-    print_payments(payments)
-    print_soap(soap)
+    for result in results:
+        print(f"\n===== backend {result['backend']}: connection {result['connection']!r} =====")
+        print_report(result["life_cycle"], result["mirrored"], out / result["backend"])
+        print_payments(result["payments"])
+    print_soap(results[0]["soap"])
+    print_side_by_side(results)
     return 0
 
 

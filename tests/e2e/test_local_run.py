@@ -31,7 +31,8 @@ def test_make_run_pipeline(tmp_path: Path) -> None:
     assert "GLBatchDownloaded" in report and "GLBatchPosted" in report and "GLBatchRecreated" in report
     assert " POSTED" in report
 
-    [batch_dir] = (out / "gl-batches" / "main").iterdir()
+    legacy = out / "accounting_interface"
+    [batch_dir] = (legacy / "gl-batches" / "main").iterdir()
     manifest = json.loads((batch_dir / "manifest.json").read_text())
     downloaded = parse_glexport((batch_dir / "glexport.xml").read_bytes())
     assert manifest["batch_id"] == downloaded.batch_id == batch_dir.name
@@ -48,7 +49,7 @@ def test_make_run_pipeline(tmp_path: Path) -> None:
     assert "failed: Cannot find Invoice Number CW-99999" in payments
     assert "overage: Paid amount exceeds the invoice total" in payments and "discarded 25.00" in payments
     assert "dead-letter queue: 1 message(s)" in payments
-    success_files = sorted((out / "payments").rglob("*-success.xml"), key=lambda p: p.name)
+    success_files = sorted((legacy / "payments").rglob("*-success.xml"), key=lambda p: p.name)
     assert sum(f.read_text().count("<UpdateInvoicePayment>") for f in success_files) == 5  # + PAY-2001 below
 
     soap = report[report.index("SOAP reports and record downloads") :]
@@ -58,7 +59,26 @@ def test_make_run_pipeline(tmp_path: Path) -> None:
     rows = {line.split()[0]: line.split()[1:3] for line in table}
     assert rows["invoices"][1] == "1" and rows["companies"][1] == "0"  # the second run is incremental
     assert all(int(first) > 0 for first, _ in rows.values())
-    assert len(list((out / "records" / "main" / "invoices").rglob("*.csv"))) == 2
+    assert len(list((legacy / "records" / "main" / "invoices").rglob("*.csv"))) == 2
+
+    # The REST connection: the same site through the other backend, the same outcomes.
+    [rest_dir] = (out / "rest" / "gl-batches" / "cw-rest").iterdir()
+    rest_manifest = json.loads((rest_dir / "manifest.json").read_text())
+    assert (rest_dir / "glexport.json").exists() and not (rest_dir / "glexport.xml").exists()
+    assert rest_manifest["counts"] == manifest["counts"] and rest_manifest["totals"] == manifest["totals"]
+    assert rest_manifest["gl_entry_ids"] == manifest["gl_entry_ids"]
+    side = report[report.index("Both backends side by side") :].splitlines()
+    rows = {line[:31].strip(): line[31:] for line in side[3:] if line[:31].strip()}
+    for label in (
+        "download invoices",
+        "GL entries",
+        "second download",
+        "recreate (one excluded)",
+        "payments",
+    ):
+        legacy_cell, rest_cell = rows[label][:40].strip(), rows[label][40:].strip()
+        assert legacy_cell == rest_cell and legacy_cell, label
+    assert "sandbox-private" not in result.stdout + result.stderr
 
 
 def test_local_environment_stops_what_it_started_on_failure() -> None:
