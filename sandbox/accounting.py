@@ -41,6 +41,7 @@ class AccountingInterface:
         self.all_entry_ids = {i for record in records for i in record.entry_ids()}
         self.invoices_by_number = {invoice.number: invoice for invoice in site.invoices}
         self.payment_updates = 0
+        self.exports = 0  # exports of unposted records, through either side
         self._payment_ids = iter(range(90001, 10**9))
 
     def new_payment_id(self) -> int:
@@ -74,6 +75,7 @@ class AccountingInterface:
         thru, owner = _thru_date(form), form.get(wire.OWNER_LEVEL, "")
         batch_id = self.site.new_batch_id()
         self.exported.add(batch_id)
+        self.exports += 1
 
         def unposted(record: Invoice | Expense | PurchaseReceipt) -> bool:
             return (

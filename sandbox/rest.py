@@ -143,6 +143,7 @@ class RestApi:
         if method == "GET" and route in lists:
             return _page(lists[route](), query, headers, url)
         if method == "POST" and route == "/finance/accounting/export":
+            self.accounting.exports += 1
             return Reply(201, self._export(_body(payload), batch=None))
         if method == "POST" and route == "/finance/accounting/batches":
             return Reply(201, self._create_batch(_body(payload)))

@@ -10,9 +10,10 @@ import requests
 # to the capture buffer of whichever test first imports it.
 import connector.runtime  # noqa: F401
 from connectwise.accounting import AccountingClient, Connection
+from connectwise.rest import RestClient, RestConnection
 from sandbox.server import SandboxServer, start_sandbox
 from scripts.local_aws import moto_server
-from scripts.local_run import LocalEnvironment, local_environment
+from scripts.local_run import SANDBOX_LOGINS, LocalEnvironment, local_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT.parent / "shared" / "reference" / "samples"
@@ -32,19 +33,37 @@ def sandbox() -> Iterator[SandboxServer]:
 
 
 @pytest.fixture
-def env(moto_endpoint: str, sandbox: SandboxServer) -> Iterator[LocalEnvironment]:
+def backend() -> str:
+    """The backend of the `env` connection's secret; GL and payment tests parametrise it."""
+    return "accounting_interface"
+
+
+@pytest.fixture
+def env(moto_endpoint: str, sandbox: SandboxServer, backend: str) -> Iterator[LocalEnvironment]:
     """Fresh AWS state (moto reset), the template's resources, a secret for the sandbox."""
     from aws_lambda_powertools.utilities import parameters
 
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
     parameters.clear_caches()
-    with local_environment(sandbox_site=sandbox.site_address, endpoint=moto_endpoint) as environment:
+    with local_environment(
+        sandbox_site=sandbox.site_address, endpoint=moto_endpoint, backend=backend
+    ) as environment:
         yield environment
 
 
 @pytest.fixture
 def client(sandbox: SandboxServer) -> AccountingClient:
     return AccountingClient(sandbox_connection(sandbox), retries=2, backoff=0.01)
+
+
+@pytest.fixture
+def rest_client(sandbox: SandboxServer) -> RestClient:
+    return RestClient(rest_connection(sandbox), name="main", retries=2, backoff=0.01)
+
+
+def rest_connection(sandbox: SandboxServer, **changes: str) -> RestConnection:
+    login = SANDBOX_LOGINS["rest"] | {"site": sandbox.site_address, "use_ssl": False} | changes
+    return RestConnection.model_validate(login)
 
 
 def sandbox_connection(sandbox: SandboxServer, password: str = "sandbox-password") -> Connection:

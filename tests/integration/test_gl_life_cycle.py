@@ -8,13 +8,21 @@ import pytest
 
 from connector.errors import InvalidRequestError
 from connector.ledger import Ledger
+from connectwise import jsonmoney
 from connectwise.errors import AuthenticationError, DocumentError, TransportError, UnknownBatchError
-from connectwise.glexport import parse_glexport
+from connectwise.glexport import KINDS, GLBatch, parse_glexport
+from connectwise.rest_glexport import parse_rest_glexport
 from sandbox.server import SandboxServer
 from scripts.lambda_local import invoke, poll_sqs
 from scripts.local_run import LocalEnvironment
 
 ALL_KINDS = {"connection": "main", "kinds": ["invoices", "expenses", "procurement"]}
+
+
+@pytest.fixture(params=["accounting_interface", "rest"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every test here runs against both backends (the connection's secret chooses)."""
+    return str(request.param)
 
 
 def download(env: LocalEnvironment, event: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -60,6 +68,17 @@ def dead_letters(env: LocalEnvironment) -> list[dict[str, Any]]:
     return reply.get("Messages", [])
 
 
+def stored_batch(env: LocalEnvironment, key: str, batch_id: str) -> GLBatch:
+    """A GLExport as stored in S3: the legacy XML, or the REST JSON mapped onto the same models."""
+    if key.endswith(".json"):
+        return parse_rest_glexport(s3_body(env, key), batch_id, dict.fromkeys(KINDS, True))
+    return parse_glexport(s3_body(env, key))
+
+
+def raw_name(env: LocalEnvironment) -> str:
+    return "glexport.json" if env.backend == "rest" else "glexport.xml"
+
+
 def detail_types(env: LocalEnvironment) -> list[str]:
     return [event["detail-type"] for event in env.events()]
 
@@ -73,9 +92,9 @@ def test_download_writes_outputs_records_the_batch_and_announces_it(env: LocalEn
     batch_id = result["batch_id"]
     assert result["counts"] == {"invoices": 12, "expenses": 4, "procurement": 3}
     prefix = f"gl-batches/main/{batch_id}/"
-    assert s3_keys(env) == [prefix + "glexport.xml", prefix + "manifest.json", prefix + "records.jsonl"]
+    assert s3_keys(env) == [prefix + raw_name(env), prefix + "manifest.json", prefix + "records.jsonl"]
 
-    document = parse_glexport(s3_body(env, prefix + "glexport.xml"))
+    document = stored_batch(env, prefix + raw_name(env), batch_id)
     manifest = json.loads(s3_body(env, prefix + "manifest.json"))
     assert document.batch_id == batch_id
     assert manifest["gl_entry_ids"] == document.gl_entry_ids()
@@ -97,13 +116,24 @@ def test_glexport_in_s3_is_byte_for_byte_what_connectwise_sent(
     env: LocalEnvironment, sandbox: SandboxServer
 ) -> None:
     sent: list[bytes] = []
-    original = sandbox.accounting.export
+    if env.backend == "rest":
+        original_rest = sandbox.rest.handle
 
-    def spy(form: Any) -> bytes:
-        sent.append(original(form))
-        return sent[-1]
+        def rest_spy(*args: Any) -> Any:
+            reply = original_rest(*args)
+            if args[:2] == ("POST", "/v4_6_release/apis/3.0/finance/accounting/export"):
+                sent.append(jsonmoney.dumps(reply.body))  # what the server writes on the wire
+            return reply
 
-    sandbox.accounting.export = spy  # type: ignore[method-assign]
+        sandbox.rest.handle = rest_spy  # type: ignore[method-assign]
+    else:
+        original = sandbox.accounting.export
+
+        def spy(form: Any) -> bytes:
+            sent.append(original(form))
+            return sent[-1]
+
+        sandbox.accounting.export = spy  # type: ignore[method-assign]
     result = download(env)
     assert s3_body(env, result["keys"]["glexport"]) == sent[0]
 
@@ -163,7 +193,7 @@ def test_two_concurrent_downloads_make_one_batch(env: LocalEnvironment, sandbox:
         thread.join()
     assert sorted(r["status"] for r in results) == ["busy", "downloaded"]
     assert len(batches(env)) == 1
-    assert sandbox.requests_seen == 1
+    assert sandbox.accounting.exports == 1
 
 
 def test_crash_between_s3_write_and_ledger_write_leaves_no_complete_batch(
@@ -211,8 +241,9 @@ def test_connectwise_errors_release_the_claim(env: LocalEnvironment, sandbox: Sa
 def test_wrong_credentials_are_a_clear_error_without_the_secret(env: LocalEnvironment) -> None:
     secrets = env.stack.client("secretsmanager")
     value = json.loads(secrets.get_secret_value(SecretId="connectwise/main")["SecretString"])
+    key = "private_key" if env.backend == "rest" else "password"
     secrets.put_secret_value(
-        SecretId="connectwise/main", SecretString=json.dumps(value | {"password": "Wr0ng-Pa55"})
+        SecretId="connectwise/main", SecretString=json.dumps(value | {key: "Wr0ng-Pa55"})
     )
     from aws_lambda_powertools.utilities import parameters
 
@@ -220,6 +251,8 @@ def test_wrong_credentials_are_a_clear_error_without_the_secret(env: LocalEnviro
     with pytest.raises(AuthenticationError) as caught:
         download(env)
     assert "Wr0ng-Pa55" not in str(caught.value)
+    if env.backend == "rest":
+        assert "connection 'main'" in str(caught.value)
     assert ledger_items(env) == {}
 
 
@@ -265,7 +298,7 @@ def test_redelivered_confirmation_is_a_no_op(env: LocalEnvironment, sandbox: San
 
 def test_partial_confirmation_posts_only_those_records(env: LocalEnvironment) -> None:
     first = download(env, {"connection": "main", "kinds": ["invoices"]})
-    document = parse_glexport(s3_body(env, first["keys"]["glexport"])).document
+    document = stored_batch(env, first["keys"]["glexport"], first["batch_id"]).document
     accepted = document.Transactions[0]
     ids = accepted.GLEntryRecID + [i for detail in accepted.Details for i in detail.GLEntryRecID]
     confirm(env, {"connection": "main", "batch_id": first["batch_id"], "gl_entry_ids": ids})
@@ -357,7 +390,7 @@ def test_abandon_gives_the_records_back(env: LocalEnvironment) -> None:
 def test_recreate_writes_the_document_under_the_batch_with_the_filters(env: LocalEnvironment) -> None:
     first = download(env)
     confirm(env, {"connection": "main", "batch_id": first["batch_id"]})
-    document = parse_glexport(s3_body(env, first["keys"]["glexport"])).document
+    document = stored_batch(env, first["keys"]["glexport"], first["batch_id"]).document
     invoice_id = int(document.Transactions[0].DocumentNumber.removeprefix("CW-"))
     request = {
         "connection": "main",
@@ -369,7 +402,7 @@ def test_recreate_writes_the_document_under_the_batch_with_the_filters(env: Loca
     assert result["keys"]["glexport"].startswith(f"gl-batches/main/{first['batch_id']}/recreated/")
     recorded = json.loads(s3_body(env, result["keys"]["request"]))
     assert recorded["filters"]["exclude_invoice_ids"] == [invoice_id]
-    assert parse_glexport(s3_body(env, result["keys"]["glexport"])).counts()["invoices"] == 11
+    assert stored_batch(env, result["keys"]["glexport"], first["batch_id"]).counts()["invoices"] == 11
     assert detail_types(env)[-1] == "GLBatchRecreated"
 
 

@@ -10,11 +10,18 @@ import pytest
 from connector.payment_ledger import PaymentLedger
 from connector.payments import Message, apply_payment_messages
 from connectwise.accounting import AccountingClient
+from connectwise.rest import RestClient
 from sandbox.server import SandboxServer
 from scripts.lambda_local import invoke, load_module, poll_sqs, sqs_event
 from scripts.local_run import LocalEnvironment
 
 QUEUE, FUNCTION = "PaymentsQueue", "UploadInvoicePaymentsFunction"
+
+
+@pytest.fixture(params=["accounting_interface", "rest"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every test here runs against both backends (the connection's secret chooses)."""
+    return str(request.param)
 
 
 def invoice(sandbox: SandboxServer) -> Any:
@@ -345,7 +352,7 @@ def test_an_invoice_synced_meanwhile_is_read_and_sent_again(
     env: LocalEnvironment, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     target = invoice(sandbox)
-    sent = overtaken_once(monkeypatch, payment(target.number, "5.00", "P2"))
+    sent = overtaken_once(env, monkeypatch, payment(target.number, "5.00", "P2"))
     send(env, payment(target.number, "10.00", "P1"))
     assert deliver(env) == [{"batchItemFailures": []}]
     # P2 is settled while P1's call is on its way: P1's call (10.00) lacks P2, so P1 is sent again.
@@ -363,7 +370,7 @@ def test_the_redelivery_after_a_crash_repairs_connectwise(
     """An invocation that dies between its (stale) ConnectWise call and its ledger write."""
     target = invoice(sandbox)
     sent = overtaken_once(
-        monkeypatch, payment(target.number, "5.00", "P2"), payment(target.number, "3.00", "P3")
+        env, monkeypatch, payment(target.number, "5.00", "P2"), payment(target.number, "3.00", "P3")
     )
     event = sqs_event([_message("A", payment(target.number, "5.00", "P2"))], "arn:aws:sqs:q")
     with pytest.raises(RuntimeError, match="crashed"):
@@ -397,7 +404,9 @@ def test_a_message_delivered_again_after_its_invocation_died_reports_its_payment
     assert target.paid_amount == Decimal("10.00")
 
 
-def overtaken_once(monkeypatch: pytest.MonkeyPatch, *others: dict[str, Any]) -> list[Decimal]:
+def overtaken_once(
+    env: LocalEnvironment, monkeypatch: pytest.MonkeyPatch, *others: dict[str, Any]
+) -> list[Decimal]:
     """Make the next ConnectWise call wait while another invocation settles `others`.
 
     If the call's amount leaves out some of `others`, the invocation then dies before its ledger
@@ -405,10 +414,11 @@ def overtaken_once(monkeypatch: pytest.MonkeyPatch, *others: dict[str, Any]) -> 
     """
     from connector.runtime import services
 
-    original = AccountingClient.update_invoice_payment
+    client_class: Any = RestClient if env.backend == "rest" else AccountingClient
+    original = client_class.update_invoice_payment
     sent: list[Decimal] = []
 
-    def call(self: AccountingClient, number: str, amount: Decimal, date_paid: Any) -> Any:
+    def call(self: Any, number: str, amount: Decimal, date_paid: Any) -> Any:
         sent.append(amount)
         if len(sent) > 1:
             return original(self, number, amount, date_paid)
@@ -419,5 +429,5 @@ def overtaken_once(monkeypatch: pytest.MonkeyPatch, *others: dict[str, Any]) -> 
             raise RuntimeError("crashed")
         return reply
 
-    monkeypatch.setattr(AccountingClient, "update_invoice_payment", call)
+    monkeypatch.setattr(client_class, "update_invoice_payment", call)
     return sent

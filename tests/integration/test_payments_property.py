@@ -19,9 +19,11 @@ from connector.payment_ledger import PaymentLedger, invoice_key
 from connector.payments import Message, PaymentOutcome, apply_payment_messages
 from connector.services import Services
 from connectwise.accounting import AccountingClient
+from connectwise.backends import GLBackend
+from connectwise.rest import RestClient
 from sandbox.server import SandboxServer
 from scripts.local_run import LocalEnvironment
-from tests.conftest import sandbox_connection
+from tests.conftest import rest_connection, sandbox_connection
 
 INVOICES = 3
 
@@ -36,14 +38,23 @@ payment_sets = st.lists(
 )
 
 
+@pytest.fixture(params=["accounting_interface", "rest"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every test here runs against both backends (the connection's secret chooses)."""
+    return str(request.param)
+
+
 @pytest.fixture
-def payment_services(env: LocalEnvironment, sandbox: SandboxServer) -> Services:
+def payment_services(env: LocalEnvironment, sandbox: SandboxServer, backend: str) -> Services:
     os.environ.update(env.stack.function_env("UploadInvoicePaymentsFunction"))
     from connector.runtime import services
 
     services.cache_clear()
-    connection = sandbox_connection(sandbox)
     # Same services as the function, with no backoff between client retries to keep the test fast.
+    if backend == "rest":
+        rest = rest_connection(sandbox)
+        return dataclasses.replace(services(), client_for=lambda _: RestClient(rest, backoff=0))
+    connection = sandbox_connection(sandbox)
     return dataclasses.replace(services(), client_for=lambda _: AccountingClient(connection, backoff=0))
 
 
@@ -125,12 +136,12 @@ class InvocationDied(Exception):
     pass
 
 
-def _dying_client(services: Services, dies_after: int | None) -> Callable[[str], AccountingClient]:
+def _dying_client(services: Services, dies_after: int | None) -> Callable[[str], GLBackend]:
     """Clients whose `dies_after`-th payment call reaches ConnectWise, then kills its invocation."""
     calls = itertools.count(1)
     make_client = services.client_for
 
-    def client_for(connection: str) -> AccountingClient:
+    def client_for(connection: str) -> GLBackend:
         client = make_client(connection)
         update = client.update_invoice_payment
 
@@ -159,4 +170,5 @@ def _reset(invoices: list[Any], services: Services) -> None:
     for invoice in invoices:
         invoice.paid_amount = Decimal("0.00")
         invoice.paid_date = None
+        invoice.payment_id = None
         ledger.db.delete_item(TableName=ledger.table, Key=invoice_key("main", invoice.number))

@@ -22,7 +22,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -30,7 +30,7 @@ from typing import Any, Literal
 import requests
 from pydantic import Field, SecretStr
 
-from connectwise import jsonmoney
+from connectwise import jsonmoney, wire
 from connectwise.accounting import IntegratorSecret, PaymentApplied, RecreateFilters, SiteLogin
 from connectwise.conditions import Expression, all_of, where
 from connectwise.errors import (
@@ -107,7 +107,6 @@ class RestClient:
         backoff: float = 0.5,
         page_size: int = MAX_PAGE_SIZE,
         session: requests.Session | None = None,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}, got {page_size}")
@@ -126,7 +125,6 @@ class RestClient:
                 "Cache-Control": "no-cache",
             }
         )
-        self.sleep = sleep
         self.calls = 0  # HTTP requests sent, retries included (for the benchmark)
         self._codebase: str | None = None
         self._codebase_lock = threading.Lock()
@@ -183,7 +181,7 @@ class RestClient:
         """Download a posted batch again, with optional record filters."""
         batch = self.find_batch(batch_id)
         if batch is None:
-            raise UnknownBatchError(f"Cannot find GL Batch {batch_id}")
+            raise UnknownBatchError(f"{wire.UNKNOWN_BATCH} {batch_id}")
         request: dict[str, Any] = {
             "batchIdentifier": batch_id,
             "exportInvoicesFlag": True,
@@ -258,7 +256,7 @@ class RestClient:
             )
         if date_paid.tzinfo is None:
             raise ValueError(f"invoice {invoice_number}: date paid must carry a time zone")
-        unknown = UnknownInvoiceError(f"Cannot find Invoice Number {invoice_number}")
+        unknown = UnknownInvoiceError(f"{wire.UNKNOWN_INVOICE} {invoice_number}")
         condition = _condition("invoiceNumber", invoice_number, unknown)
         found = list(self.pages("/finance/invoices", conditions=condition, fields="id,invoiceNumber,total"))
         if not found:
@@ -279,10 +277,16 @@ class RestClient:
             "amount": amount,
             "paymentDate": date_paid.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
+        if not existing:
+            try:
+                reply = self._json("POST", path, body, repeatable=False)
+            except PsaError:
+                existing = list(self.pages(path))
+                if not existing:
+                    raise
+                # Another invocation created it meanwhile: set its amount instead.
         if existing:
             reply = self._json("PUT", f"{path}/{existing[0]['id']}", body | {"id": existing[0]["id"]})
-        else:
-            reply = self._json("POST", path, body, repeatable=False)
         applied = _money(
             reply.get("amount") if isinstance(reply, dict) else None, f"invoice {invoice_number} payment"
         )
@@ -381,14 +385,14 @@ class RestClient:
                         raise TransportError(
                             f"{what}: HTTP {status} from ConnectWise{_said(response)}", status=status
                         )
-                    self.sleep(self._wait(response, attempt))
+                    time.sleep(self._wait(response, attempt))
                     continue
                 if status >= 500:
                     raise TransportError(
                         f"{what}: HTTP {status} from ConnectWise{_said(response)}", status=status
                     )
                 raise self._refusal(what, response)
-            self.sleep(self.backoff * 2**attempt * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not crypto
+            time.sleep(self.backoff * 2**attempt * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not crypto
         raise AssertionError("unreachable")
 
     def _wait(self, response: requests.Response, attempt: int) -> float:
