@@ -408,7 +408,7 @@ def run_backend(backend: str, out: Path, endpoint: str) -> dict[str, Any]:
     from aws_lambda_powertools.utilities import parameters
 
     requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
-    parameters.clear_caches()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
     connection = CONNECTION if backend == "accounting_interface" else "cw-rest"
     with local_environment(endpoint=endpoint, backend=backend, connection=connection) as env:
         result: dict[str, Any] = {"backend": backend, "connection": connection}

@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -23,6 +24,28 @@ SAMPLES = ROOT.parent / "shared" / "reference" / "samples"
 def moto_endpoint() -> Iterator[str]:
     with moto_server() as endpoint:
         yield endpoint
+
+
+@pytest.fixture(autouse=True)
+def rest_contract(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Every REST request an in-process sandbox receives and every reply it gives, in every
+    test, is validated against the OpenAPI subset (tests/rest_contract.py)."""
+    from sandbox.rest import RestApi
+    from tests.rest_contract import Contract
+
+    contract = Contract()
+    original = RestApi.handle
+
+    def checked(self: RestApi, method: str, target: str, headers: Any, body: bytes, host: str) -> Any:
+        reply = original(self, method, target, headers, body, host)
+        contract.check(method, target, dict(headers), body, reply)
+        return reply
+
+    monkeypatch.setattr(RestApi, "handle", checked)
+    yield contract
+    assert not contract.violations, "REST exchanges outside the OpenAPI subset:\n" + "\n".join(
+        contract.violations[:10]
+    )
 
 
 @pytest.fixture
