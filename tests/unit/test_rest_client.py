@@ -1,0 +1,299 @@
+"""The REST client against the sandbox: the operations, paging, retries, typed errors, and the
+mapping onto the same models as the Accounting Interface's document."""
+
+import logging
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import requests
+
+from connectwise import jsonmoney
+from connectwise.accounting import AccountingClient, RecreateFilters
+from connectwise.errors import (
+    AuthenticationError,
+    DocumentError,
+    PsaError,
+    TransportError,
+    UnknownBatchError,
+    UnknownInvoiceError,
+)
+from connectwise.rest import RestClient
+from connectwise.rest_glexport import MAPPING, mapping_table
+from sandbox.server import SandboxServer
+from tests.conftest import ROOT, rest_connection
+
+ALL = {"invoices": True, "expenses": True, "procurement": True}
+NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
+
+
+def test_download_update_and_recreate(rest_client: RestClient, sandbox: SandboxServer) -> None:
+    batch = rest_client.download_gl_batch(**ALL)
+    assert batch.counts() == {"invoices": 12, "expenses": 4, "procurement": 3}
+    assert batch.media_type == "application/json" and batch.raw_name == "glexport.json"
+    assert sandbox.accounting.unposted_invoice_numbers() != []  # an export marks nothing
+    rest_client.update_gl_batch(batch.batch_id, batch.gl_entry_ids(), kinds=["invoices"])
+    assert sandbox.accounting.unposted_invoice_numbers() == []
+    assert rest_client.download_gl_batch(**ALL).is_empty
+    again = rest_client.recreate_gl_batch(batch.batch_id)
+    assert again.batch_id == batch.batch_id and again.summary() == batch.summary()
+
+
+def test_both_backends_see_one_site(rest_client: RestClient, client: AccountingClient) -> None:
+    """A batch posted through REST leaves the legacy unposted lists, and the other way round."""
+    rest_batch = rest_client.download_gl_batch(invoices=True)
+    rest_client.update_gl_batch(rest_batch.batch_id, rest_batch.gl_entry_ids(), kinds=["invoices"])
+    assert client.download_gl_batch(invoices=True).is_empty
+    assert client.recreate_gl_batch(rest_batch.batch_id).counts()["invoices"] == 12
+
+    legacy = client.download_gl_batch(expenses=True)
+    client.update_gl_batch(legacy.batch_id, legacy.gl_entry_ids())
+    assert rest_client.download_gl_batch(expenses=True).is_empty
+    assert rest_client.recreate_gl_batch(legacy.batch_id).counts()["expenses"] == 4
+
+
+def test_the_rest_document_maps_onto_the_legacy_models(
+    rest_client: RestClient, client: AccountingClient
+) -> None:
+    """Every mapped attribute of every record equals what the Accounting Interface says."""
+    legacy, rest = client.download_gl_batch(**ALL), rest_client.download_gl_batch(**ALL)
+    assert rest.gl_entry_ids() == legacy.gl_entry_ids() and rest.totals() == legacy.totals()
+    compared = 0
+    for attribute in ("Vendors", "Customers", "Transactions", "PurchaseTransactions"):
+        pairs = list(zip(getattr(legacy.document, attribute), getattr(rest.document, attribute), strict=True))
+        compared += sum(_same_mapped(a, b) for a, b in pairs)
+    pairs = list(zip(legacy.expense_transactions, rest.expense_transactions, strict=True))
+    compared += sum(_same_mapped(a, b) for a, b in pairs)
+    assert compared > 1000
+
+
+def _same_mapped(legacy: Any, rest: Any) -> int:
+    count = 0
+    for attribute in MAPPING[type(legacy)]:
+        assert getattr(rest, attribute) == getattr(legacy, attribute), (type(legacy).__name__, attribute)
+        count += 1
+    for lines in ("Details", "ExpenseDetails", "PurchaseDetails"):
+        if hasattr(legacy, lines):
+            pairs = zip(getattr(legacy, lines), getattr(rest, lines), strict=True)
+            count += sum(_same_mapped(a, b) for a, b in pairs)
+    return count
+
+
+def test_the_mapping_document_is_current() -> None:
+    assert (ROOT / "docs" / "rest-glexport-mapping.md").read_text() == mapping_table()
+
+
+def test_records_are_listed_in_forward_only_pages(sandbox: SandboxServer) -> None:
+    small = RestClient(rest_connection(sandbox), page_size=5, backoff=0)
+    batch = small.download_gl_batch(invoices=True)
+    assert batch.counts()["invoices"] == 12
+    calls = sandbox.rest.calls
+    assert calls["GET /finance/accounting/unpostedinvoices"] == 3  # 5 + 5 + 2, by pageId
+    assert calls["POST /finance/accounting/export"] == 1
+    assert small.calls == 5  # the codebase lookup, three pages, the export
+    with pytest.raises(ValueError, match="page_size"):
+        RestClient(rest_connection(sandbox), page_size=1001)
+
+
+def test_thru_date_and_location_id_narrow_the_export(
+    rest_client: RestClient, client: AccountingClient
+) -> None:
+    thru = date(2026, 8, 20)
+    rest = rest_client.download_gl_batch(invoices=True, thru_date=thru, owner_level="2")
+    legacy = client.download_gl_batch(invoices=True, thru_date=thru, owner_level="London")
+    assert 0 < rest.counts()["invoices"] < 12
+    assert [t.DocumentNumber for t in rest.document.Transactions] == [
+        t.DocumentNumber for t in legacy.document.Transactions
+    ]
+    with pytest.raises(ValueError, match="location id"):
+        rest_client.download_gl_batch(invoices=True, owner_level="London")
+
+
+def test_recreate_filters_take_record_ids(rest_client: RestClient) -> None:
+    batch = rest_client.download_gl_batch(**ALL)
+    rest_client.update_gl_batch(batch.batch_id, batch.gl_entry_ids(), kinds=list(ALL))
+    numbers = [int(t.DocumentNumber.removeprefix("CW-")) for t in batch.document.Transactions]
+    excluded = rest_client.recreate_gl_batch(
+        batch.batch_id, filters=RecreateFilters(exclude_invoice_ids=numbers[:2], include_inventory_ids=[700])
+    )
+    assert excluded.counts() == {"invoices": 10, "expenses": 4, "procurement": 1}
+
+
+def test_an_export_short_of_the_listed_invoices_is_refused(
+    rest_client: RestClient, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = sandbox.rest._export
+
+    def short(request: dict[str, Any], batch: Any) -> dict[str, Any]:
+        document = original(request, batch)
+        document["transactions"] = document["transactions"][1:]
+        return document
+
+    monkeypatch.setattr(sandbox.rest, "_export", short)
+    with pytest.raises(DocumentError, match="holds 11 invoices, but 12 were listed"):
+        rest_client.download_gl_batch(invoices=True)
+
+
+def test_update_is_idempotent_and_refusals_are_typed(rest_client: RestClient, sandbox: SandboxServer) -> None:
+    batch = rest_client.download_gl_batch(invoices=True)
+    ids = batch.gl_entry_ids()
+    assert rest_client.update_gl_batch(batch.batch_id, ids, kinds=["invoices"]).endswith("created")
+    assert rest_client.update_gl_batch(batch.batch_id, ids).endswith("already exists")  # a redelivery
+    assert sandbox.rest.calls["POST /finance/accounting/batches"] == 1
+    with pytest.raises(PsaError, match=r"already in batch .*processedRecordIds"):
+        rest_client.update_gl_batch("another-batch", ids[:1], kinds=["invoices"])
+    with pytest.raises(UnknownBatchError, match="Cannot find GL batch nope"):
+        rest_client.recreate_gl_batch("nope")
+    with pytest.raises(UnknownBatchError):
+        rest_client.recreate_gl_batch('quote"s')  # cannot be a condition value, so no such batch
+
+
+def test_payments_create_then_replace_the_one_payment(
+    rest_client: RestClient, sandbox: SandboxServer
+) -> None:
+    invoice = sandbox.accounting.site.invoices[0]
+    first = rest_client.update_invoice_payment(invoice.number, Decimal("10.00"), NOW)
+    assert first.paid_amount == Decimal("10.00") and first.total == invoice.total and first.date_paid is None
+    full = rest_client.update_invoice_payment(invoice.number, invoice.total + 5, NOW)
+    assert full.paid_amount == invoice.total and full.date_paid == NOW  # capped here, as the legacy side caps
+    assert invoice.paid_amount == invoice.total
+    calls = sandbox.rest.calls
+    assert (
+        calls["POST /finance/invoices/{id}/payments"] == 1
+        and calls["PUT /finance/invoices/{id}/payments/{id}"] == 1
+    )
+    with pytest.raises(UnknownInvoiceError, match="Cannot find Invoice Number CW-0"):
+        rest_client.update_invoice_payment("CW-0", Decimal("1.00"), NOW)
+    with pytest.raises(ValueError, match="time zone"):
+        rest_client.update_invoice_payment(invoice.number, Decimal("1.00"), datetime(2026, 1, 1))
+
+
+def test_a_payment_created_meanwhile_is_replaced_not_duplicated(
+    rest_client: RestClient, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    invoice = sandbox.accounting.site.invoices[1]
+    original = rest_client.pages
+    seen = []
+
+    def racing(path: str, **params: Any) -> Any:
+        rows = list(original(path, **params))
+        if path.endswith("/payments") and not seen:
+            seen.append(path)
+            other = RestClient(rest_connection(sandbox), backoff=0)  # another invocation gets there first
+            other.update_invoice_payment(invoice.number, Decimal("3.00"), NOW)
+        return iter(rows)
+
+    monkeypatch.setattr(rest_client, "pages", racing)
+    assert rest_client.update_invoice_payment(invoice.number, Decimal("7.00"), NOW).paid_amount == Decimal(
+        "7.00"
+    )
+    assert invoice.paid_amount == Decimal("7.00") and invoice.payment_id is not None
+
+
+def test_wrong_keys_missing_client_id_and_unknown_company_name_the_connection(sandbox: SandboxServer) -> None:
+    cases = [
+        ({"private_key": "Wr0ng-Key-123"}, "refused the API keys or clientId"),
+        ({"client_id": "00000000-0000-4000-8000-000000000000"}, "refused the API keys or clientId"),
+        ({"company": "nobody"}, "knows no company"),
+    ]
+    for change, message in cases:
+        client = RestClient(rest_connection(sandbox, **change), name="acme", backoff=0)
+        with pytest.raises(AuthenticationError, match=message) as caught:
+            client.download_gl_batch(invoices=True)
+        text = str(caught.value)
+        assert "connection 'acme'" in text
+        assert not any(
+            secret in text for secret in ("Wr0ng-Key-123", "00000000-0000", "sandbox-private", "nobody")
+        )
+
+
+def test_429_waits_retry_after_even_for_a_create(
+    rest_client: RestClient, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr("connectwise.rest.time.sleep", waits.append)
+    invoice = sandbox.accounting.site.invoices[2]
+    rest_client.codebase()
+    sandbox.faults.set({"statuses": [429, 429], "retry_after": 7})
+    rest_client.update_invoice_payment(invoice.number, Decimal("4.00"), NOW)
+    assert waits == [7.0, 7.0]
+    assert invoice.paid_amount == Decimal("4.00")
+
+
+def test_5xx_is_retried_only_where_repeating_is_safe(
+    rest_client: RestClient, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("connectwise.rest.time.sleep", lambda seconds: None)
+    batch = rest_client.download_gl_batch(invoices=True)
+    sandbox.faults.set({"statuses": [503]})
+    assert rest_client.download_gl_batch(invoices=True).counts()["invoices"] == 12  # GET retried
+    invoice = sandbox.accounting.site.invoices[3]
+    original = rest_client.pages
+
+    def then_fail(path: str, **params: Any) -> Any:
+        rows = list(original(path, **params))
+        if path.endswith("/payments"):
+            sandbox.faults.set({"statuses": [503]})  # the next call, the POST, fails
+        return iter(rows)
+
+    monkeypatch.setattr(rest_client, "pages", then_fail)
+    with pytest.raises(TransportError) as caught:
+        rest_client.update_invoice_payment(invoice.number, Decimal("1.00"), NOW)
+    assert caught.value.transient and caught.value.status == 503
+    assert sandbox.rest.calls.get("POST /finance/invoices/{id}/payments", 0) == 0  # sent once, not repeated
+    assert batch.counts()["invoices"] == 12
+
+
+def test_a_next_page_on_another_host_is_refused(
+    rest_client: RestClient, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = sandbox.rest.handle
+
+    def elsewhere(*args: Any) -> Any:
+        reply = original(*args)
+        if "Link" in reply.headers:
+            reply.headers["Link"] = reply.headers["Link"].replace(sandbox.site_address, "evil.example:80")
+        return reply
+
+    monkeypatch.setattr(sandbox.rest, "handle", elsewhere)
+    small = RestClient(rest_connection(sandbox), page_size=5)
+    with pytest.raises(DocumentError, match="next page is on another site"):
+        small.download_gl_batch(invoices=True)
+
+
+def test_money_is_exact_both_ways() -> None:
+    assert jsonmoney.loads(b'{"total": 1234567.89}') == {"total": Decimal("1234567.89")}
+    assert jsonmoney.dumps({"amount": Decimal("0.10")}) == b'{"amount":0.1}'
+    with pytest.raises(ValueError, match="exact JSON number"):
+        jsonmoney.dumps({"amount": Decimal("12345678901234567.01")})
+    assert (
+        str(jsonmoney.cents(Decimal("15.0"))) == "15.00" and str(jsonmoney.cents(Decimal("1.005"))) == "1.005"
+    )
+
+
+def test_keys_never_reach_the_logs(
+    rest_client: RestClient, sandbox: SandboxServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        rest_client.download_gl_batch(invoices=True)
+        rest_client.update_invoice_payment(sandbox.accounting.site.invoices[0].number, Decimal("1.00"), NOW)
+    text = caplog.text + repr(rest_client.connection)
+    assert caplog.records  # urllib3 logged the calls
+    assert "sandbox-private" not in text and "8c4b2f4e" not in text
+
+
+def test_the_codebase_lookup_sends_no_keys(rest_client: RestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[requests.PreparedRequest] = []
+    original = rest_client.session.send
+
+    def spy(request: requests.PreparedRequest, **kwargs: Any) -> Any:
+        sent.append(request)
+        return original(request, **kwargs)
+
+    monkeypatch.setattr(rest_client.session, "send", spy)
+    assert rest_client.codebase() == "v4_6_release/"
+    rest_client.codebase()
+    [lookup] = sent  # looked up once
+    assert "/login/companyinfo/sandbox" in str(lookup.url)
+    assert "Authorization" not in lookup.headers and "clientId" not in lookup.headers
