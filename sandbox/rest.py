@@ -18,10 +18,11 @@ Errors are ConnectWise's JSON: `{code, message, errors[]}`.
 """
 
 import base64
+import itertools
 import json
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -75,6 +76,8 @@ class RestApi:
         self.credentials = credentials
         self.batches: dict[str, Batch] = {}  # by identifier; legacy batches get a number when seen
         self.calls: dict[str, int] = {}  # "GET /finance/..." -> count, for tests and the benchmark
+        self._invoice_rows: list[dict[str, Any]] = []
+        self._entries: dict[int, tuple[int, ...]] = {}  # a record's GL entry ids (they never change)
 
     @property
     def lock(self) -> threading.Lock:
@@ -133,12 +136,12 @@ class RestApi:
         payload: Any,
         url: str,
     ) -> Reply:
-        lists: dict[str, Callable[[], list[dict[str, Any]]]] = {
+        lists: dict[str, Callable[[], Iterable[dict[str, Any]]]] = {
             "/finance/accounting/unpostedinvoices": self._unposted_invoices,
             "/finance/accounting/unpostedexpenses": self._unposted_expenses,
             "/finance/accounting/unpostedprocurement": self._unposted_procurement,
             "/finance/accounting/batches": self._batch_rows,
-            "/finance/invoices": lambda: [rest_documents.invoice(i) for i in self.accounting.site.invoices],
+            "/finance/invoices": lambda: (rest_documents.invoice(i) for i in self.accounting.site.invoices),
         }
         if method == "GET" and route in lists:
             return _page(lists[route](), query, headers, url)
@@ -170,14 +173,19 @@ class RestApi:
     # --- unposted lists and exports -------------------------------------------------------
 
     def _unposted(self, record: Invoice | Expense | PurchaseReceipt) -> bool:
-        return any(i not in self.accounting.posted for i in record.entry_ids())
+        entries = self._entries.get(id(record))
+        if entries is None:
+            entries = self._entries[id(record)] = tuple(record.entry_ids())
+        return any(i not in self.accounting.posted for i in entries)
 
-    def _unposted_invoices(self) -> list[dict[str, Any]]:
-        return [
-            rest_documents.unposted_invoice(ROW_ID_OFFSET + n, i)
-            for n, i in enumerate(self.accounting.site.invoices)
-            if self._unposted(i)
-        ]
+    def _unposted_invoices(self) -> Iterator[dict[str, Any]]:
+        if not self._invoice_rows:  # rendered once: a page of a 10,000-invoice site stays cheap
+            self._invoice_rows = [
+                rest_documents.unposted_invoice(ROW_ID_OFFSET + n, i)
+                for n, i in enumerate(self.accounting.site.invoices)
+            ]
+        invoices = self.accounting.site.invoices
+        return (row for row, i in zip(self._invoice_rows, invoices, strict=True) if self._unposted(i))
 
     def _unposted_expenses(self) -> list[dict[str, Any]]:
         return [
@@ -395,10 +403,15 @@ def _filterable(row: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
-def _page(rows: list[dict[str, Any]], query: dict[str, str], headers: Mapping[str, str], url: str) -> Reply:
+def _page(
+    rows: Iterable[dict[str, Any]], query: dict[str, str], headers: Mapping[str, str], url: str
+) -> Reply:
+    """One page of `rows` (ascending ids, as every list here yields them), read lazily so a
+    forward-only page of a 10,000-record list costs its page, not the list."""
     try:
-        matches = conditions.parse(query.get("conditions", ""))
-        rows = [_clean(r) for r in rows if matches(_filterable(r))]
+        if query.get("conditions"):
+            matches = conditions.parse(query["conditions"])
+            rows = (r for r in rows if matches(_filterable(r)))
     except conditions.ConditionsError as exc:
         raise ApiError(400, "InvalidObject", f"conditions: {exc}") from None
     try:
@@ -407,23 +420,23 @@ def _page(rows: list[dict[str, Any]], query: dict[str, str], headers: Mapping[st
             raise ValueError
     except ValueError:
         raise ApiError(400, "InvalidObject", "pageSize must be a positive number") from None
-    rows.sort(key=lambda r: r.get("id", 0))
     base = {k: v for k, v in query.items() if k not in ("page", "pageId")}
     if headers.get("pagination-type", "").lower() == "forward-only":
         if "orderBy" in query:
             raise ApiError(400, "InvalidObject", "orderBy cannot be used with forward-only pagination")
         after = int(query.get("pageId", "0") or 0)
-        rest = [r for r in rows if r.get("id", 0) > after]
-        page = rest[:size]
-        links = {"next": base | {"pageId": page[-1]["id"]}} if len(rest) > size else {}
+        following = list(itertools.islice((r for r in rows if r["id"] > after), size + 1))
+        page = following[:size]
+        links = {"next": base | {"pageId": page[-1]["id"]}} if len(following) > size else {}
     else:
+        every = list(rows)
         number = max(1, int(query.get("page", "1") or 1))
-        last = max(1, -(-len(rows) // size))
-        page = rows[(number - 1) * size : number * size]
+        last = max(1, -(-len(every) // size))
+        page = every[(number - 1) * size : number * size]
         links = {"first": base | {"page": 1}, "last": base | {"page": last}}
         if number > 1:
             links["prev"] = base | {"page": number - 1}
         if number < last:
             links["next"] = base | {"page": number + 1}
     link = ", ".join(f'<{url}?{urlencode(params)}>; rel="{rel}"' for rel, params in links.items())
-    return Reply(200, page, {"Link": link} if link else {})
+    return Reply(200, [_clean(r) for r in page], {"Link": link} if link else {})

@@ -11,6 +11,7 @@ Control API (loopback only, not part of ConnectWise):
 """
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -102,6 +103,12 @@ def start_sandbox(seed: int = 1, port: int = 0, **sizes: int) -> SandboxServer:
 class _Handler(BaseHTTPRequestHandler):
     server: SandboxServer
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in two writes; without this the body waits ~40 ms for the
+        # client's delayed ACK on every kept-alive call (Nagle), which ConnectWise does not do.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the sandbox's callers print what matters."""

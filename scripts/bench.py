@@ -5,6 +5,9 @@ ConnectWise call and a rate limit answered with 429 + Retry-After. The connector
 concurrent invocations of the template's batch size, as an event source mapping runs several)
 against a one-at-a-time baseline (one invocation of one message at a time). Afterwards ConnectWise's amounts are
 compared with the capped sum of each invoice's distinct payments: duplicated and lost must be 0.
+
+rest-export: a REST download of 10,000 unposted invoices (list them, export exactly those) with
+pages of 1000, against ConnectWise's default page size of 25, same sandbox and 50 ms per call.
 """
 
 import argparse
@@ -26,7 +29,7 @@ import requests
 
 from scripts.lambda_local import acknowledge, invoke, sqs_event
 from scripts.local_aws import aws_client, create_stack, load_template, use_endpoint
-from scripts.local_run import CONNECTION, SANDBOX_LOGIN, sandbox_process
+from scripts.local_run import CONNECTION, SANDBOX_LOGIN, SANDBOX_LOGINS, sandbox_process
 
 LATENCY_MS = 50
 RATE_LIMIT_PER_SECOND = 100
@@ -254,9 +257,59 @@ def bench_payments(count: int, concurrency: int) -> None:
     )
 
 
+def bench_rest_export(invoices: int) -> str:
+    """A REST download of `invoices` unposted invoices: pages of 1000 (the connector) against
+    ConnectWise's default 25 (the baseline), same sandbox, same 50 ms per call. The listing is
+    also timed on its own: the one export call that follows it is the same in both runs."""
+    from connectwise.rest import RestClient, RestConnection
+
+    def client(site: str, page_size: int) -> RestClient:
+        login = SANDBOX_LOGINS["rest"] | {"site": site, "use_ssl": False}
+        made = RestClient(RestConnection.model_validate(login), page_size=page_size)
+        made.codebase()  # looked up once per container; not part of the download
+        return made
+
+    def listing(site: str, page_size: int) -> tuple[int, float]:
+        lister = client(site, page_size)
+        start = time.perf_counter()
+        listed = len(lister.unposted("invoices"))
+        if listed != invoices:
+            raise RuntimeError(f"expected {invoices} invoices, listed {listed}")
+        return lister.calls, time.perf_counter() - start
+
+    def download(site: str, page_size: int) -> tuple[int, float]:
+        downloader = client(site, page_size)
+        start = time.perf_counter()
+        count = downloader.download_gl_batch(invoices=True).counts()["invoices"]
+        if count != invoices:
+            raise RuntimeError(f"expected {invoices} invoices, downloaded {count}")
+        return downloader.calls, time.perf_counter() - start
+
+    with sandbox_process(seed=3, invoices=invoices) as site:
+        faults = {"latency_ms": LATENCY_MS}
+        requests.post(f"http://{site}/_sandbox/faults", json=faults, timeout=10).raise_for_status()
+        base_list_calls, base_list_seconds = listing(site, 25)
+        list_calls, list_seconds = listing(site, 1000)
+        base_calls, base_seconds = download(site, 25)
+        calls, seconds = download(site, 1000)
+    print(
+        f"rest-listing: {invoices} unposted invoices, {list_calls} calls in {list_seconds:.1f} s vs "
+        f"{base_list_calls} calls in {base_list_seconds:.1f} s, ratio {base_list_seconds / list_seconds:.1f}x",
+        flush=True,
+    )
+    line = (
+        f"rest-export: {invoices} invoices, {calls} calls in {seconds:.1f} s vs {base_calls} calls "
+        f"in {base_seconds:.1f} s, ratio {base_seconds / seconds:.1f}x"
+    )
+    print(line, flush=True)
+    return line
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.bench", description=__doc__)
     parser.add_argument("--payments", type=int, default=500)
+    parser.add_argument("--rest-invoices", type=int, default=10_000)
+    parser.add_argument("--only", choices=("payments", "rest-export"), help="run one benchmark")
     parser.add_argument(
         "--concurrency",
         type=int,
@@ -267,7 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    bench_payments(args.payments, args.concurrency)
+    if args.only != "rest-export":
+        bench_payments(args.payments, args.concurrency)
+    if args.only != "payments":
+        bench_rest_export(args.rest_invoices)
     return 0
 
 

@@ -91,7 +91,7 @@ def test_records_are_listed_in_forward_only_pages(sandbox: SandboxServer) -> Non
     calls = sandbox.rest.calls
     assert calls["GET /finance/accounting/unpostedinvoices"] == 3  # 5 + 5 + 2, by pageId
     assert calls["POST /finance/accounting/export"] == 1
-    assert small.calls == 5  # the codebase lookup, three pages, the export
+    assert small.calls == 4  # three pages and the export (the codebase lookup is not an API call)
     with pytest.raises(ValueError, match="page_size"):
         RestClient(rest_connection(sandbox), page_size=1001)
 
@@ -267,9 +267,8 @@ def test_money_is_exact_both_ways() -> None:
     assert jsonmoney.dumps({"amount": Decimal("0.10")}) == b'{"amount":0.1}'
     with pytest.raises(ValueError, match="exact JSON number"):
         jsonmoney.dumps({"amount": Decimal("12345678901234567.01")})
-    assert (
-        str(jsonmoney.cents(Decimal("15.0"))) == "15.00" and str(jsonmoney.cents(Decimal("1.005"))) == "1.005"
-    )
+    read = jsonmoney.loads(b"[15.0, 1.005, 2.5e3, 7]")  # a double's one decimal place reads as cents
+    assert [str(v) for v in read] == ["15.00", "1.005", "2.5E+3", "7"]
 
 
 def test_keys_never_reach_the_logs(

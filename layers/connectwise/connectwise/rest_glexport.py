@@ -12,7 +12,6 @@ line's `id`; an expense bill's `id` and each of its lines' `id` list (`int[]` in
 """
 
 import sys
-from decimal import Decimal
 from functools import cache
 from typing import Any, get_origin
 
@@ -267,46 +266,29 @@ def _record(
 
 def _values(item: dict[str, Any], model: type[CwElement]) -> dict[str, Any]:
     values = {}
-    for attribute, path in MAPPING[model].items():
-        value = _read(item, path)
-        if value is None or (value == "" and attribute not in _text_fields(model)):
+    for attribute, path, kind in _plan(model):
+        value: Any = item
+        for part in path:
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is None or (value == "" and kind != "text"):
             continue
-        annotation = model.model_fields[attribute].annotation
-        if annotation is str and not isinstance(value, str):
+        if kind == "text" and not isinstance(value, str):
             value = str(value)  # a reference's id where the legacy document had text
-        elif get_origin(annotation) is list and isinstance(value, int):
+        elif kind == "ids" and isinstance(value, int):
             value = [value]  # one GL entry id
-        elif (
-            attribute in _amount_fields(model)
-            and isinstance(value, Decimal | int)
-            and not isinstance(value, bool)
-        ):
-            value = jsonmoney.cents(Decimal(value))  # 15.0 as the legacy document's 15.00
         values[attribute] = value
     return values
 
 
-def _read(item: dict[str, Any], path: str) -> Any:
-    value: Any = item
-    for part in path.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
-
-
 @cache
-def _amount_fields(model: type[CwElement]) -> frozenset[str]:
-    """Decimal attributes that are money (not quantities or rates)."""
-    amounts = (Decimal, Decimal | None)
-    return frozenset(
-        name for name, info in model.model_fields.items() if info.annotation in amounts and name != "Quantity"
-    )
-
-
-@cache
-def _text_fields(model: type[CwElement]) -> frozenset[str]:
-    return frozenset(name for name, info in model.model_fields.items() if info.annotation is str)
+def _plan(model: type[CwElement]) -> tuple[tuple[str, tuple[str, ...], str], ...]:
+    """(attribute, REST path, kind) per mapped attribute, worked out once per model."""
+    plan = []
+    for attribute, path in MAPPING[model].items():
+        annotation = model.model_fields[attribute].annotation
+        kind = "text" if annotation is str else "ids" if get_origin(annotation) is list else "typed"
+        plan.append((attribute, tuple(path.split(".")), kind))
+    return tuple(plan)
 
 
 def _validated(where: str, model: type[CwElement], values: dict[str, Any]) -> Any:
