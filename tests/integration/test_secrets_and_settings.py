@@ -9,7 +9,9 @@ from connector.errors import ConfigurationError
 from connector.runtime import accounting_clients
 from connector.secrets import load_connection
 from connector.settings import Settings
-from scripts.local_run import LocalEnvironment
+from connectwise.accounting import AccountingClient
+from connectwise.rest import RestClient, RestConnection
+from scripts.local_run import SANDBOX_LOGINS, LocalEnvironment
 
 
 def settings_for(env: LocalEnvironment) -> Settings:
@@ -59,6 +61,38 @@ def test_invalid_secrets_are_clear_and_never_echo_values(
         load_connection("main", settings_for(env))
     assert "secret of connection 'main'" in caught.value.message
     assert "Hunter2-secret" not in caught.value.message
+
+
+REST = {"backend": "rest", "site": "h", "company": "c", "public_key": "pub", "private_key": "Priv-K3y"}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (REST, "client_id: Field required"),
+        (REST | {"client_id": "g", "password": "p"}, "password: Extra inputs are not permitted"),
+        (REST | {"backend": "soap"}, "'soap' found using .* does not match any of the expected tags"),
+    ],
+)
+def test_the_secret_chooses_the_backend_and_its_fields(
+    env: LocalEnvironment, value: dict[str, str], message: str
+) -> None:
+    put_secret(env, json.dumps(value))
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        load_connection("main", settings_for(env))
+    assert "secret of connection 'main'" in caught.value.message and "Priv-K3y" not in caught.value.message
+
+
+def test_a_rest_secret_gets_a_rest_client(env: LocalEnvironment) -> None:
+    put_secret(env, json.dumps(REST | {"client_id": "guid-1"}))
+    connection = load_connection("main", settings_for(env))
+    assert isinstance(connection, RestConnection) and connection.private_key.get_secret_value() == "Priv-K3y"
+    assert "Priv-K3y" not in repr(connection) and "guid-1" not in repr(connection)
+    client = accounting_clients(settings_for(env))("main")
+    assert isinstance(client, RestClient) and client.label == "connection 'main'"
+    legacy = {k: v for k, v in SANDBOX_LOGINS["accounting_interface"].items() if k != "integrator"}
+    put_secret(env, json.dumps(legacy | {"site": "h"}))  # no backend: the Accounting Interface
+    assert isinstance(accounting_clients(settings_for(env))("main"), AccountingClient)
 
 
 def test_missing_secret_is_clear(env: LocalEnvironment) -> None:
