@@ -115,6 +115,16 @@ class PaymentApplied:
     date_paid: datetime | None  # set only once the invoice is fully paid
 
 
+def check_payment(invoice_number: str, paid_amount: Decimal, date_paid: datetime) -> None:
+    """What either backend refuses before calling ConnectWise."""
+    if not paid_amount.is_finite() or paid_amount < 0:
+        raise ValueError(
+            f"invoice {invoice_number}: paid amount must be a non-negative amount, got {paid_amount}"
+        )
+    if date_paid.tzinfo is None:
+        raise ValueError(f"invoice {invoice_number}: date paid must carry a time zone")
+
+
 class AccountingClient:
     """One ConnectWise site's Accounting Interface, as one member."""
 
@@ -188,12 +198,7 @@ class AccountingClient:
         self, invoice_number: str, paid_amount: Decimal, date_paid: datetime
     ) -> PaymentApplied:
         """Set the invoice's single payment to `paid_amount` (ConnectWise caps it at the total)."""
-        if not paid_amount.is_finite() or paid_amount < 0:
-            raise ValueError(
-                f"invoice {invoice_number}: paid amount must be a non-negative amount, got {paid_amount}"
-            )
-        if date_paid.tzinfo is None:
-            raise ValueError(f"invoice {invoice_number}: date paid must carry a time zone")
+        check_payment(invoice_number, paid_amount, date_paid)
         body = self._post(wire.payment_fields(invoice_number, paid_amount, date_paid))
         root = parse_xml(body, "payment reply")
         if root.tag != "PsaData":

@@ -31,7 +31,7 @@ import requests
 from pydantic import Field, SecretStr
 
 from connectwise import jsonmoney, wire
-from connectwise.accounting import IntegratorSecret, PaymentApplied, RecreateFilters, SiteLogin
+from connectwise.accounting import IntegratorSecret, PaymentApplied, RecreateFilters, SiteLogin, check_payment
 from connectwise.conditions import Expression, all_of, where
 from connectwise.errors import (
     AuthenticationError,
@@ -250,12 +250,7 @@ class RestClient:
         self, invoice_number: str, paid_amount: Decimal, date_paid: datetime
     ) -> PaymentApplied:
         """Set the invoice's one payment to `paid_amount`, capped at the invoice total."""
-        if not paid_amount.is_finite() or paid_amount < 0:
-            raise ValueError(
-                f"invoice {invoice_number}: paid amount must be a non-negative amount, got {paid_amount}"
-            )
-        if date_paid.tzinfo is None:
-            raise ValueError(f"invoice {invoice_number}: date paid must carry a time zone")
+        check_payment(invoice_number, paid_amount, date_paid)
         unknown = UnknownInvoiceError(f"{wire.UNKNOWN_INVOICE} {invoice_number}")
         condition = _condition("invoiceNumber", invoice_number, unknown)
         found = list(self.pages("/finance/invoices", conditions=condition, fields="id,invoiceNumber,total"))
