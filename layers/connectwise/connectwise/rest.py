@@ -150,9 +150,9 @@ class RestClient:
             raise ValueError("choose at least one of invoices, expenses, procurement")
         listed = {kind: self.unposted(kind, thru_date, owner_level) for kind in chosen}
         kinds = {kind: bool(listed.get(kind)) for kind in KINDS}
-        batch_id = new_batch_identifier()
         if not any(kinds.values()):
             return GLBatch(raw=b"{}", document=GLExport(GLBatchID=""), media_type="application/json")
+        batch_id = new_batch_identifier()
         request: dict[str, Any] = {"batchIdentifier": batch_id, **_thru(thru_date)}
         for kind, rows in listed.items():
             _, _, flag, included, id_field = KINDS[kind]
@@ -221,7 +221,7 @@ class RestClient:
 
     def find_batch(self, batch_id: str) -> dict[str, Any] | None:
         condition = _condition(
-            "batchIdentifier", batch_id, UnknownBatchError(f"Cannot find GL Batch {batch_id}")
+            "batchIdentifier", batch_id, UnknownBatchError(f"{wire.UNKNOWN_BATCH} {batch_id}")
         )
         found = list(self.pages("/finance/accounting/batches", conditions=condition))
         return found[0] if found else None
