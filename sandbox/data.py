@@ -133,6 +133,26 @@ class Site:
         return str(uuid.UUID(int=self.batch_ids.getrandbits(128), version=4))
 
 
+def parties(
+    invoices: list[Invoice], expenses: list[Expense], purchases: list[PurchaseReceipt]
+) -> tuple[list[Member | Company], list[Company]]:
+    """Who a GLExport of these records lists, in order and once each: its vendors (the members
+    with expenses, then the purchase vendors) and its customers."""
+    vendors: dict[str, Member | Company] = {}
+    for expense in expenses:
+        vendors.setdefault(expense.member.id, expense.member)
+    for purchase in purchases:
+        vendors.setdefault(purchase.vendor.account, purchase.vendor)
+    customers: dict[int, Company] = {}
+    for invoice in invoices:
+        customers.setdefault(invoice.company.id, invoice.company)
+    for expense in expenses:
+        customers.setdefault(expense.company.id, expense.company)
+    for purchase in purchases:
+        customers.setdefault(purchase.ship_to.id, purchase.ship_to)
+    return list(vendors.values()), list(customers.values())
+
+
 _NAMES = ("Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay", "Stark", "Wayne", "Tyrell", "Soylent")
 _SUFFIXES = ("Ltd", "LLC", "Inc", "GmbH", "Partners")
 _PRODUCTS = (

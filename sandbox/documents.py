@@ -8,7 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from xml.etree.ElementTree import Element, SubElement, tostring
 
-from sandbox.data import TAX_RATE, Company, Expense, Invoice, Line, Member, PurchaseReceipt
+from sandbox.data import TAX_RATE, Company, Expense, Invoice, Line, Member, PurchaseReceipt, parties
 
 OPTIONS = {
     "CogsOption": "True",
@@ -58,25 +58,14 @@ def glexport(
             "UomProductOption": "False",
         },
     )
-    vendors: dict[str, Element] = {}
-    for expense in expenses:
-        vendors.setdefault(expense.member.id, _member_vendor(expense.member))
-    for purchase in purchases:
-        vendors.setdefault(purchase.vendor.account, _company_vendor(purchase.vendor))
-    customers: dict[int, Company] = {}
-    for invoice in invoices:
-        customers.setdefault(invoice.company.id, invoice.company)
-    for expense in expenses:
-        customers.setdefault(expense.company.id, expense.company)
-    for purchase in purchases:
-        customers.setdefault(purchase.ship_to.id, purchase.ship_to)
+    vendors, customers = parties(invoices, expenses, purchases)
 
     if vendors:
         section = SubElement(root, "Vendors")
-        section.extend(vendors.values())
+        section.extend(_member_vendor(v) if isinstance(v, Member) else _company_vendor(v) for v in vendors)
     if customers:
         section = SubElement(root, "Customers")
-        section.extend(_customer(c) for c in customers.values())
+        section.extend(_customer(c) for c in customers)
     if invoices:
         section = SubElement(root, "Transactions")
         section.extend(_transaction(i) for i in invoices)

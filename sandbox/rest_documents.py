@@ -9,7 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sandbox.data import TAX_RATE, Company, Expense, Invoice, Line, Member, PurchaseReceipt
+from sandbox.data import TAX_RATE, Company, Expense, Invoice, Line, Member, PurchaseReceipt, parties
 
 LOCATION_IDS = {"Tampa": 1, "London": 2}
 
@@ -37,22 +37,11 @@ def _ids(ids: list[int]) -> str:
 def glexport(
     invoices: list[Invoice], expenses: list[Expense], purchases: list[PurchaseReceipt]
 ) -> dict[str, Any]:
-    vendors: dict[str, dict[str, Any]] = {}
-    for expense in expenses:
-        vendors.setdefault(expense.member.id, _member_vendor(expense.member))
-    for purchase in purchases:
-        vendors.setdefault(purchase.vendor.account, _company_vendor(purchase.vendor))
-    customers: dict[int, Company] = {}
-    for invoice_ in invoices:
-        customers.setdefault(invoice_.company.id, invoice_.company)
-    for expense in expenses:
-        customers.setdefault(expense.company.id, expense.company)
-    for purchase in purchases:
-        customers.setdefault(purchase.ship_to.id, purchase.ship_to)
+    vendors, customers = parties(invoices, expenses, purchases)
     return {
         "exportSettings": {},
-        "vendors": list(vendors.values()),
-        "customers": [_customer(c) for c in customers.values()],
+        "vendors": [_member_vendor(v) if isinstance(v, Member) else _company_vendor(v) for v in vendors],
+        "customers": [_customer(c) for c in customers],
         "transactions": [_transaction(i) for i in invoices],
         "expenses": [],
         "expenseBills": [_expense_bill(e) for e in expenses],

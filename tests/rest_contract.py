@@ -6,6 +6,7 @@ openapi-core deserialises only media types it knows as JSON, so the subset's res
 `application/vnd.connectwise.com+json; version=2025.1` is read here as `application/json`
 (the sandbox's exact Content-Type is checked by its own test)."""
 
+import copy
 import json
 from dataclasses import dataclass, field
 from functools import cache
@@ -34,7 +35,7 @@ def spec() -> dict[str, Any]:
 
 @cache
 def openapi() -> OpenAPI:
-    document = json.loads(SPEC_PATH.read_text())
+    document = copy.deepcopy(spec())
     for operations in document["paths"].values():
         for operation in operations.values():
             for response in operation.get("responses", {}).values():
