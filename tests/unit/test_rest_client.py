@@ -2,6 +2,7 @@
 mapping onto the same models as the Accounting Interface's document."""
 
 import logging
+import time
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -21,7 +22,7 @@ from connectwise.errors import (
 )
 from connectwise.rest import RestClient
 from connectwise.rest_glexport import MAPPING, mapping_table
-from sandbox.server import SandboxServer
+from sandbox.server import SandboxServer, start_sandbox
 from tests.conftest import ROOT, rest_connection
 
 ALL = {"invoices": True, "expenses": True, "procurement": True}
@@ -296,3 +297,61 @@ def test_the_codebase_lookup_sends_no_keys(rest_client: RestClient, monkeypatch:
     [lookup] = sent  # looked up once
     assert "/login/companyinfo/sandbox" in str(lookup.url)
     assert "Authorization" not in lookup.headers and "clientId" not in lookup.headers
+
+
+def test_timeouts_repeat_reads_but_not_a_create(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    RestClient(rest_connection(sandbox)).list_batches()  # the first exchange builds the contract validator
+    client = RestClient(rest_connection(sandbox), timeout=(2.0, 0.5), backoff=0)
+    sandbox.faults.set({"hangs": 1, "hang_seconds": 1.0})
+    assert client.download_gl_batch(invoices=True).counts()["invoices"] == 12  # the listing's GET repeated
+
+    invoice = sandbox.accounting.site.invoices[4]
+    original = client.pages
+
+    def then_hang(path: str, **params: Any) -> Any:
+        rows = list(original(path, **params))
+        if path.endswith("/payments"):
+            sandbox.faults.set({"hangs": 1})  # the POST: ConnectWise applies it after the client gave up
+        return iter(rows)
+
+    monkeypatch.setattr(client, "pages", then_hang)
+    with pytest.raises(TransportError, match=r"did not answer within 0\.5 s") as caught:
+        client.update_invoice_payment(invoice.number, Decimal("6.00"), NOW)
+    assert caught.value.transient
+    monkeypatch.undo()
+    time.sleep(1.0)  # the lost POST lands
+    assert sandbox.rest.calls["POST /finance/invoices/{id}/payments"] == 1  # sent once, not repeated
+    client = RestClient(rest_connection(sandbox), backoff=0)  # the message's retry
+    assert client.update_invoice_payment(invoice.number, Decimal("6.00"), NOW).paid_amount == Decimal("6.00")
+    assert sandbox.rest.calls["PUT /finance/invoices/{id}/payments/{id}"] == 1  # it found the payment
+
+
+def test_the_sandbox_pages_as_connectwise_does(rest_client: RestClient) -> None:
+    url = rest_client._url("/finance/accounting/unpostedinvoices")
+
+    def get(params: dict[str, Any], **headers: str) -> requests.Response:
+        return rest_client.session.get(url, params=params, headers=headers, timeout=10)
+
+    first = get({"pageSize": 5})
+    assert [r["billingLogId"] for r in first.json()] == list(range(30001, 30006))
+    assert set(first.links) == {"first", "last", "next"} and "page=3" in first.links["last"]["url"]
+    third = get({"pageSize": 5, "page": 3})
+    assert len(third.json()) == 2 and "next" not in third.links and "prev" in third.links
+    assert len(get({"pageSize": 5000}).json()) == 12  # above 1000 is not refused ...
+    forward = get({"pageSize": 10}, **{"pagination-type": "forward-only"})
+    assert "pageId=500009" in forward.links["next"]["url"]
+    refused = get({"orderBy": "id desc"}, **{"pagination-type": "forward-only"})
+    assert refused.status_code == 400 and refused.json()["code"] == "InvalidObject"
+
+
+def test_a_page_size_above_1000_is_capped() -> None:
+    large = start_sandbox(seed=2, invoices=1005, expenses=0, purchases=0)
+    try:
+        client = RestClient(rest_connection(large))
+        url = client._url("/finance/accounting/unpostedinvoices")
+        reply = client.session.get(url, params={"pageSize": 5000}, timeout=30)
+        assert len(reply.json()) == 1000 and "next" in reply.links  # ... but capped
+    finally:
+        large.stop()
