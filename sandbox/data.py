@@ -72,6 +72,8 @@ class Invoice:
     updated_at: datetime | None = None  # set when a payment changes it (the SOAP side's LastUpdated)
     payment_id: int | None = None  # the invoice's one payment record (the REST side's view)
     payment_at: datetime | None = None  # its payment date, as last sent
+    # Payments beyond the first, created only under the `second_payment` fault: (id, amount, date).
+    extra_payments: list[tuple[int, Decimal, datetime]] = field(default_factory=list)
 
     def entry_ids(self) -> list[int]:
         ids = list(self.header_entry_ids)

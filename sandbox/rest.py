@@ -12,8 +12,9 @@ ConnectWise's rules as the sandbox keeps them (see ../shared/reference/rest_api.
   to the next pageId while more remain; `orderBy` refused).
 * `includedInvoiceIds` take `UnpostedInvoice.billingLogId` (the invoice id), product ids are
   `unpostedProductId` strings. Export marks nothing; creating a batch posts its GL entries.
-* An invoice holds one payment: a second POST is refused, an amount above the invoice total is
-  refused (the client caps it), PUT replaces the amount.
+* An invoice holds one payment: a second POST is refused (unless the `second_payment` fault makes
+  it create another, as ConnectWise might), an amount above the invoice total is refused (the
+  client caps it), PUT replaces the amount.
 Errors are ConnectWise's JSON: `{code, message, errors[]}`.
 """
 
@@ -78,6 +79,7 @@ class RestApi:
         self.calls: dict[str, int] = {}  # "GET /finance/..." -> count, for tests and the benchmark
         self._invoice_rows: list[dict[str, Any]] = []
         self._entries: dict[int, tuple[int, ...]] = {}  # a record's GL entry ids (they never change)
+        self.second_payment: Callable[[], bool] = lambda: False  # the server's fault switch
 
     @property
     def lock(self) -> threading.Lock:
@@ -326,14 +328,14 @@ class RestApi:
     def _payments(self, invoice: Invoice) -> list[dict[str, Any]]:
         if invoice.payment_id is None:
             return []
-        return [
-            _clean(
-                rest_documents.payment(invoice.payment_id, invoice, invoice.payment_at or datetime.now(UTC))
-            )
-        ]
+        first = rest_documents.payment(invoice.payment_id, invoice, invoice.payment_at or datetime.now(UTC))
+        extra = [rest_documents.payment(i, invoice, at, amount) for i, amount, at in invoice.extra_payments]
+        return [_clean(p) for p in [first, *extra]]
 
     def _pay(self, invoice: Invoice, request: dict[str, Any], payment_id: int | None) -> dict[str, Any]:
         if payment_id is None and invoice.payment_id is not None:
+            if self.second_payment():
+                return self._second_payment(invoice, request)
             raise _invalid(
                 "invoice", f"Invoice {invoice.number} already has payment {invoice.payment_id}; update it"
             )
@@ -357,6 +359,13 @@ class RestApi:
             invoice.payment_id = self.accounting.new_payment_id()
         self.accounting.payment_updates += 1
         return self._payments(invoice)[0]
+
+    def _second_payment(self, invoice: Invoice, request: dict[str, Any]) -> dict[str, Any]:
+        amount = Decimal(request["amount"]).quantize(Decimal("0.01"))
+        moment = datetime.fromisoformat(str(request["paymentDate"]).replace("Z", "+00:00"))
+        invoice.extra_payments.append((self.accounting.new_payment_id(), amount, moment))
+        self.accounting.payment_updates += 1
+        return self._payments(invoice)[-1]
 
 
 def _body(payload: Any) -> dict[str, Any]:

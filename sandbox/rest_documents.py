@@ -431,12 +431,14 @@ def invoice(invoice: Invoice) -> dict[str, Any]:
     }
 
 
-def payment(payment_id: int, invoice: Invoice, paid_at: datetime) -> dict[str, Any]:
+def payment(
+    payment_id: int, invoice: Invoice, paid_at: datetime, amount: Decimal | None = None
+) -> dict[str, Any]:
     return {
         "id": payment_id,
         "type": "Payment",
         "invoice": {"id": invoice.id, "identifier": invoice.number},
-        "amount": invoice.paid_amount,
+        "amount": invoice.paid_amount if amount is None else amount,
         "invoiceTotal": invoice.total,
         "invoiceBalance": invoice.total - invoice.paid_amount,
         "paymentDate": paid_at.isoformat().replace("+00:00", "Z"),

@@ -3,8 +3,12 @@
 Control API (loopback only, not part of ConnectWise):
 * `POST /_sandbox/faults` JSON: `latency_ms`, `statuses` (answer the next requests with these
   HTTP statuses), `retry_after` (seconds, sent with 429/503), `hangs` and `hang_seconds` (the
-  next requests answer only after that long), `malformed` (the next replies are cut short).
-  `max_per_second` (answer 429 with `Retry-After: 1` above that many GL-page requests a second).
+  next requests are run only after that long: a client that gave up meanwhile sees its write
+  land late), `malformed` (the next requests are run and their replies cut short), `methods`
+  (those three faults only for requests of these HTTP methods), `max_per_second` (answer 429
+  with `Retry-After: 1` above that many GL-page requests a second), `redirect_to` (answer the next
+  request with a 307 to that URL), `second_payment` (REST: a POST creates another payment on an
+  invoice that has one, as ConnectWise might, instead of refusing it).
 * `GET /_sandbox/state`: unposted invoice numbers, posted GL entry count, batches, and how many
   requests the rate limit answered with 429.
 * `GET /_sandbox/invoices`: every invoice's number, total, paid amount and paid date.
@@ -36,6 +40,9 @@ class Faults:
     hang_seconds: float = 0.0
     malformed: int = 0
     max_per_second: int = 0
+    methods: list[str] = field(default_factory=list)  # statuses, hangs and malformed only for these
+    redirect_to: str = ""  # answer the next request with a 307 to this URL (another host)
+    second_payment: bool = False  # REST: accept a POST for an invoice that has a payment already
     recent: list[float] = field(default_factory=list, repr=False)
     throttled: int = 0  # requests answered 429 by the rate limit
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -47,9 +54,11 @@ class Faults:
                     raise ValueError(f"unknown fault {key!r}")
                 setattr(self, key, value)
 
-    def take(self) -> tuple[int | None, float, bool]:
+    def take(self, method: str) -> tuple[int | None, float, bool]:
         """Which fault the next request gets: (status, hang seconds, malformed)."""
         with self.lock:
+            if self.methods and method not in self.methods:
+                return None, 0.0, False
             status = self.statuses.pop(0) if self.statuses else None
             if status is None and self.max_per_second:
                 now = time.monotonic()
@@ -77,6 +86,7 @@ class SandboxServer(ThreadingHTTPServer):
         self.accounting = accounting
         self.rest = RestApi(accounting)
         self.faults = Faults()
+        self.rest.second_payment = lambda: self.faults.second_payment
         self.requests_seen = 0
         self._thread: threading.Thread | None = None
 
@@ -135,7 +145,8 @@ class _Handler(BaseHTTPRequestHandler):
                     {
                         "number": i.number,
                         "total": str(i.total),
-                        "paid_amount": str(i.paid_amount),
+                        "paid_amount": str(i.paid_amount + sum(a for _, a, _ in i.extra_payments)),
+                        "payments": (i.payment_id is not None) + len(i.extra_payments),
                         "date_paid": i.paid_date.isoformat() if i.paid_date else None,
                     }
                     for i in self.server.accounting.site.invoices
@@ -208,7 +219,11 @@ class _Handler(BaseHTTPRequestHandler):
         faults = self.server.faults
         if faults.latency_ms:
             time.sleep(faults.latency_ms / 1000)
-        status, hang, malformed = faults.take()
+        if faults.redirect_to:
+            target, faults.redirect_to = faults.redirect_to, ""
+            self._reply(307, b"", "text/plain", {"Location": target})
+            return
+        status, hang, malformed = faults.take(self.command)
         if status is not None:
             retry_after = 1 if status == 429 and faults.max_per_second else faults.retry_after
             headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}

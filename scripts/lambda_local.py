@@ -4,10 +4,11 @@ import importlib.util
 import json
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -25,13 +26,16 @@ class LambdaContext:
     function_name: str
     memory_limit_in_mb: int = 1024
     aws_request_id: str = ""
+    timeout_seconds: float = 120.0
+    started: float = field(default_factory=time.monotonic)
 
     @property
     def invoked_function_arn(self) -> str:
         return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
 
     def get_remaining_time_in_millis(self) -> int:
-        return 120_000
+        """Counts down from the function's timeout in template.yaml, as Lambda's does."""
+        return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))
 
 
 class PolicyError(PermissionError):
@@ -116,7 +120,10 @@ def invoke(stack: Stack, logical_id: str, event: dict[str, Any]) -> Any:
     module = load_module(Path(function["code_uri"]).name)
     handler: Handler = getattr(module, function["handler"].split(".", 1)[1])
     with policy_enforced(logical_id, function["actions"]):
-        return handler(event, LambdaContext(logical_id, aws_request_id=str(uuid.uuid4())))
+        context = LambdaContext(
+            logical_id, aws_request_id=str(uuid.uuid4()), timeout_seconds=function.get("timeout", 120.0)
+        )
+        return handler(event, context)
 
 
 def poll_sqs(
@@ -172,7 +179,7 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
                 "messageId": m["MessageId"],
                 "receiptHandle": m["ReceiptHandle"],
                 "body": m["Body"],
-                "attributes": m.get("Attributes", {}),
+                "attributes": m.get("Attributes") or _attributes(),
                 "messageAttributes": {
                     name: {
                         "stringValue": attr.get("StringValue"),
@@ -190,6 +197,17 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
             }
             for m in messages
         ]
+    }
+
+
+def _attributes() -> dict[str, str]:
+    """The system attributes Lambda always delivers (a receive that asked for none has none)."""
+    now = str(int(time.time() * 1000))
+    return {
+        "ApproximateReceiveCount": "1",
+        "SentTimestamp": now,
+        "SenderId": ACCOUNT,
+        "ApproximateFirstReceiveTimestamp": now,
     }
 
 

@@ -113,7 +113,8 @@ def create_stack(endpoint: str, parameters: dict[str, str], name: str = "local")
     )
     for logical_id in creatable:
         _create(stack, logical_id, resources[logical_id])
-    globals_env = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    function_globals = template.get("Globals", {}).get("Function", {})
+    globals_env = function_globals.get("Environment", {}).get("Variables", {})
     for logical_id, res in resources.items():
         if res["Type"] != "AWS::Serverless::Function":
             continue
@@ -122,6 +123,7 @@ def create_stack(endpoint: str, parameters: dict[str, str], name: str = "local")
         stack.functions[logical_id] = {
             "code_uri": props["CodeUri"],
             "handler": props["Handler"],
+            "timeout": float(props.get("Timeout", function_globals.get("Timeout", 3))),
             "environment": {key: str(_resolve(stack, value)) for key, value in env.items()},
             "events": {key: _resolve(stack, ev) for key, ev in props.get("Events", {}).items()},
             "actions": _allowed_actions(props.get("Policies", [])),

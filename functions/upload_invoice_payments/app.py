@@ -1,9 +1,10 @@
 """SQS (payments from the accounting system): apply invoice payments on ConnectWise.
 
-Partial batch response: only messages that hit a transient fault are returned for retry (and
-reach the DLQ after the redrive limit). Failed payments are recorded in the fail file and as
-events; an unreadable message is also copied to the DLQ with its error. See connector.payments
-for why this is settled per invoice rather than with Powertools' BatchProcessor.
+Partial batch response: only messages that hit a transient fault or an outcome that could not
+be read are returned for retry (and reach the DLQ after the redrive limit). Failed payments are
+recorded in the fail file and as events; an unreadable message, and a message whose connection
+failed (credentials refused, secret missing), is also copied to the DLQ with its error, to be
+re-driven once fixed. See connector.payments.
 """
 
 from decimal import Decimal
@@ -11,10 +12,12 @@ from typing import Any
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from connector.payments import Message, apply_payment_messages, publish_outcomes, write_result_files
-from connector.runtime import logger, reject_message, services
+from connector.runtime import logger, reject_message, services, sqs_records
+from connectwise.transport import Deadline
 
 metrics = Metrics()
 
@@ -24,14 +27,14 @@ metrics = Metrics()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     messages = [
         Message(
-            message_id=record["messageId"],
-            body=record["body"],
-            connection=(record.get("messageAttributes", {}).get("connection") or {}).get("stringValue"),
+            message_id=record.messageId,
+            body=str(record.body),
+            connection=_attribute(record, "connection"),
         )
-        for record in event.get("Records", [])
+        for record in sqs_records(event)
     ]
     svc = services()
-    result = apply_payment_messages(messages, svc)
+    result = apply_payment_messages(messages, svc, Deadline.of(context))
     for message_id, error in result.rejected.items():
         body = next(m.body for m in messages if m.message_id == message_id)
         reject_message(message_id, body, error)
@@ -47,6 +50,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     metrics.add_metric(name="PaymentsFailed", unit=MetricUnit.Count, value=counts["failed"])
     metrics.add_metric(name="PaymentsDuplicate", unit=MetricUnit.Count, value=counts["duplicate"])
     metrics.add_metric(name="PaymentOverages", unit=MetricUnit.Count, value=len(overpaid))
+    metrics.add_metric(name="PaymentsRetried", unit=MetricUnit.Count, value=len(result.retry))
     logger.info(
         "payments settled",
         extra={"counts": counts, "overages": len(overpaid), "retry": result.retry, "files": keys},
@@ -54,3 +58,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     for error in result.errors:
         logger.warning("transient failure; SQS will retry", extra={"error": error})
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in result.retry]}
+
+
+def _attribute(record: SqsRecordModel, name: str) -> str | None:
+    attribute = record.messageAttributes.get(name)
+    return attribute.stringValue if attribute else None

@@ -2,13 +2,14 @@
 
 import json
 import threading
+import time
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from connector.payment_ledger import PaymentLedger
-from connector.payments import Message, apply_payment_messages
+from connector.payments import HOLD_AFTER_UNKNOWN, Message, apply_payment_messages
 from connectwise.accounting import AccountingClient
 from connectwise.rest import RestClient
 from sandbox.server import SandboxServer
@@ -265,7 +266,8 @@ def test_transient_faults_are_retried_until_applied(env: LocalEnvironment, sandb
     [first] = deliver(env)
     assert len(first["batchItemFailures"]) == 1
     assert target.paid_amount == 0
-    assert ledger(env).read("main", target.number).payments == {}  # recorded only once ConnectWise has it
+    [pending] = ledger(env).read("main", target.number).payments.values()  # counted, not yet applied
+    assert pending.state == "pending" and files(env, "fail.jsonl") == [] and files(env, "success.jsonl") == []
     assert deliver(env) == [{"batchItemFailures": []}]
     assert target.paid_amount == Decimal("10.00")
     assert len(rows(env, "success.jsonl")) == 1
@@ -274,10 +276,8 @@ def test_transient_faults_are_retried_until_applied(env: LocalEnvironment, sandb
 def test_429_retry_after_is_honoured(
     env: LocalEnvironment, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import urllib3.util.retry
-
     waits: list[float] = []
-    monkeypatch.setattr(urllib3.util.retry.time, "sleep", waits.append)  # record the waits, do not sleep
+    monkeypatch.setattr("connectwise.transport.time.sleep", waits.append)  # record the waits, do not sleep
     target = invoice(sandbox)
     sandbox.faults.set({"statuses": [429], "retry_after": 3})
     send(env, payment(target.number, "10.00", "P1"))
@@ -291,7 +291,7 @@ def test_after_the_redrive_limit_the_message_is_in_the_dlq(
 ) -> None:
     target = invoice(sandbox)
     # Other invocations keep syncing the invoice first: every delivery is a transient failure.
-    monkeypatch.setattr(PaymentLedger, "record", lambda *args, **kwargs: False)
+    monkeypatch.setattr(PaymentLedger, "write", lambda *args, **kwargs: None)
     send(env, payment(target.number, "10.00", "P1"))
     for _ in range(int(env.stack.parameters["PaymentsMaxReceiveCount"])):
         [response] = deliver(env)
@@ -348,38 +348,70 @@ def test_a_payment_in_another_currency_fails_alone(env: LocalEnvironment, sandbo
     )
 
 
-def test_an_invoice_synced_meanwhile_is_read_and_sent_again(
+def test_a_payment_arriving_while_another_invocation_holds_the_invoice_is_sent_by_the_holder(
     env: LocalEnvironment, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from connector.runtime import services
+
     target = invoice(sandbox)
-    sent = overtaken_once(env, monkeypatch, payment(target.number, "5.00", "P2"))
+    p2 = payment(target.number, "5.00", "P2")
+    others: list[Any] = []
+    sent = on_connectwise_call(
+        env,
+        monkeypatch,
+        before=lambda n: (
+            others.append(apply_payment_messages([Message("B", json.dumps(p2))], services()))
+            if n == 1
+            else None
+        ),
+    )
     send(env, payment(target.number, "10.00", "P1"))
     assert deliver(env) == [{"batchItemFailures": []}]
-    # P2 is settled while P1's call is on its way: P1's call (10.00) lacks P2, so P1 is sent again.
-    assert sent == [Decimal("10.00"), Decimal("5.00"), Decimal("15.00")]
+    # B came while A held the invoice: it only added P2 (pending) and is retried later.
+    [other] = others
+    assert other.retry == ["B"] and other.outcomes == []
+    assert sent == [Decimal("10.00"), Decimal("15.00")]  # A saw the item change and sent again with P2
     assert target.paid_amount == Decimal("15.00")
     state = ledger(env).read("main", target.number)
-    assert state.cumulative == Decimal("15.00") and state.version == 2
+    assert {p: e.state for p, e in state.payments.items()} == {"P1": "applied", "P2": "applied"}
+    assert state.lease == "" and state.applied == Decimal("15.00")
     [applied] = rows(env, "success.jsonl")
     assert applied["payment_id"] == "P1" and applied["connectwise_amount"] == "15.00"
+    again = apply_payment_messages([Message("B", json.dumps(p2))], services())  # B's message comes back
+    assert [(o.payment_id, o.status) for o in again.outcomes] == [("P2", "applied")]
+    assert target.paid_amount == Decimal("15.00")
 
 
-def test_the_redelivery_after_a_crash_repairs_connectwise(
+def test_an_invocation_that_dies_after_its_call_holds_the_invoice_until_its_time_is_up(
     env: LocalEnvironment, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An invocation that dies between its (stale) ConnectWise call and its ledger write."""
+    """It may have died with its write in flight: nobody writes the invoice until that write
+    can no longer land; then the next delivery sends the whole amount."""
     target = invoice(sandbox)
-    sent = overtaken_once(
-        env, monkeypatch, payment(target.number, "5.00", "P2"), payment(target.number, "3.00", "P3")
-    )
-    event = sqs_event([_message("A", payment(target.number, "5.00", "P2"))], "arn:aws:sqs:q")
-    with pytest.raises(RuntimeError, match="crashed"):
-        invoke(env.stack, FUNCTION, event)  # A read the empty ledger, B settled P2 + P3, A sent 5.00
-    assert sent == [Decimal("5.00"), Decimal("8.00")]  # B's call, then A's stale one landed last
-    assert target.paid_amount == Decimal("5.00") and ledger(env).read("main", target.number).cumulative == 8
-    monkeypatch.undo()
+    clock = fake_clock(env, monkeypatch)
+    sent = on_connectwise_call(env, monkeypatch, after=lambda n: _die() if n == 1 else None)
+    event = sqs_event([_message("A", payment(target.number, "10.00", "P1"))], "arn:aws:sqs:q")
+    with pytest.raises(InvocationDied):
+        invoke(env.stack, FUNCTION, event)
+    assert target.paid_amount == Decimal("10.00")
+    assert ledger(env).read("main", target.number).payments["P1"].state == "pending"
+    send(env, payment(target.number, "5.00", "P2"))
+    [busy] = deliver(env)  # P2 is added, the message comes back later
+    assert len(busy["batchItemFailures"]) == 1 and sent == [Decimal("10.00")]
+    assert ledger(env).read("main", target.number).cumulative == Decimal("15.00")
+    clock[0] += 120 + HOLD_AFTER_UNKNOWN + 1  # A's invocation time and the hold are over
     assert invoke(env.stack, FUNCTION, event) == {"batchItemFailures": []}  # SQS delivers A's message again
-    assert target.paid_amount == Decimal("8.00")
+    assert target.paid_amount == Decimal("15.00") and sent[-1] == Decimal("15.00")
+    assert deliver(env) == [{"batchItemFailures": []}]  # and P2's
+    assert sorted(r["payment_id"] for r in rows(env, "success.jsonl")) == ["P1", "P2"]
+
+
+class InvocationDied(BaseException):
+    """Lambda ended the invocation (a timeout, the process killed): nothing of it runs on."""
+
+
+def _die() -> None:
+    raise InvocationDied("died between the ConnectWise call and the ledger write")
 
 
 def test_a_message_delivered_again_after_its_invocation_died_reports_its_payments(
@@ -404,30 +436,34 @@ def test_a_message_delivered_again_after_its_invocation_died_reports_its_payment
     assert target.paid_amount == Decimal("10.00")
 
 
-def overtaken_once(
-    env: LocalEnvironment, monkeypatch: pytest.MonkeyPatch, *others: dict[str, Any]
+def on_connectwise_call(
+    env: LocalEnvironment,
+    monkeypatch: pytest.MonkeyPatch,
+    before: Any = lambda n: None,
+    after: Any = lambda n: None,
 ) -> list[Decimal]:
-    """Make the next ConnectWise call wait while another invocation settles `others`.
-
-    If the call's amount leaves out some of `others`, the invocation then dies before its ledger
-    write (a RuntimeError). Returns the amounts sent, in order.
-    """
-    from connector.runtime import services
-
+    """Run `before(n)` and `after(n)` around the n-th payment call to ConnectWise (1-based);
+    returns the amounts sent, in order."""
     client_class: Any = RestClient if env.backend == "rest" else AccountingClient
     original = client_class.update_invoice_payment
     sent: list[Decimal] = []
 
     def call(self: Any, number: str, amount: Decimal, date_paid: Any) -> Any:
         sent.append(amount)
-        if len(sent) > 1:
-            return original(self, number, amount, date_paid)
-        result = apply_payment_messages([Message("B", json.dumps(list(others)))], services())
-        assert {o.status for o in result.outcomes} == {"applied"}
+        before(len(sent))
         reply = original(self, number, amount, date_paid)
-        if amount < sum(Decimal(p["paid_amount"]) for p in others):
-            raise RuntimeError("crashed")
+        after(len(sent))
         return reply
 
     monkeypatch.setattr(client_class, "update_invoice_payment", call)
     return sent
+
+
+def fake_clock(env: LocalEnvironment, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The payment function's wall clock, moved by the test (leases expire by it)."""
+    from connector.runtime import services
+
+    invoke(env.stack, FUNCTION, {"Records": []})  # its services, built from its environment
+    now = [time.time()]
+    monkeypatch.setattr(services(), "clock", lambda: now[0])
+    return now

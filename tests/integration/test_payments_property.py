@@ -1,11 +1,19 @@
 """Property: any interleaving, duplication, batching and concurrency of a set of payments, with
-ConnectWise failing or an invocation dying after its ConnectWise call, ends with ConnectWise
-holding the capped sum of the distinct payments, and each payment applied once."""
+faults in the middle of the writes, ends with ConnectWise holding the capped sum of the distinct
+payments, the ledger counting each once, and each payment reported applied once.
+
+The faults: ConnectWise unavailable at first; an invocation dying right after its ConnectWise
+call; a write whose reply comes back cut short; a write that ConnectWise runs only after the
+client gave up on it (it lands late); credentials refused for a while (those payments fail, and
+their messages, kept in the DLQ, are re-driven once the secret is fixed). Between rounds the
+clock moves by the queue's visibility timeout, as a retried message waits that long in SQS.
+"""
 
 import dataclasses
 import itertools
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
@@ -15,17 +23,24 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.payment_ledger import PaymentLedger, invoice_key
+from connector.payment_ledger import APPLIED, PaymentLedger, invoice_key
 from connector.payments import Message, PaymentOutcome, apply_payment_messages
 from connector.services import Services
 from connectwise.accounting import AccountingClient
 from connectwise.backends import GLBackend
 from connectwise.rest import RestClient
+from connectwise.transport import Deadline
 from sandbox.server import SandboxServer
+from scripts.local_aws import load_template
 from scripts.local_run import LocalEnvironment
 from tests.conftest import rest_connection, sandbox_connection
 
 INVOICES = 3
+READ_TIMEOUT, LATE_BY = (
+    0.3,
+    0.6,
+)  # a late write is run LATE_BY seconds after it came, the client waits READ_TIMEOUT
+VISIBILITY_TIMEOUT = float(load_template()["Resources"]["PaymentsQueue"]["Properties"]["VisibilityTimeout"])
 
 payment_sets = st.lists(
     st.tuples(
@@ -45,43 +60,53 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def payment_services(env: LocalEnvironment, sandbox: SandboxServer, backend: str) -> Services:
+def payment_services(env: LocalEnvironment, backend: str) -> Services:
     os.environ.update(env.stack.function_env("UploadInvoicePaymentsFunction"))
     from connector.runtime import services
 
     services.cache_clear()
-    # Same services as the function, with no backoff between client retries to keep the test fast.
-    if backend == "rest":
-        rest = rest_connection(sandbox)
-        return dataclasses.replace(services(), client_for=lambda _: RestClient(rest, backoff=0))
-    connection = sandbox_connection(sandbox)
-    return dataclasses.replace(services(), client_for=lambda _: AccountingClient(connection, backoff=0))
+    return services()
 
 
 @pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(payments=payment_sets, data=st.data())
-def test_any_delivery_order_ends_with_the_capped_sum(
+def test_any_delivery_order_and_faults_end_with_the_capped_sum(
     payments: list[tuple[int, Decimal, int]],
     data: st.DataObject,
     payment_services: Services,
     sandbox: SandboxServer,
+    backend: str,
 ) -> None:
     invoices = sandbox.accounting.site.invoices[:INVOICES]
-    _reset(invoices, payment_services)
+    _reset(invoices, payment_services, sandbox)
 
     bodies = [_body(invoices[i].number, amount, f"P{n}", day) for n, (i, amount, day) in enumerate(payments)]
     copies = [data.draw(st.integers(1, 3), label=f"copies of P{n}") for n in range(len(bodies))]
     queue = data.draw(
         st.permutations([body for body, count in zip(bodies, copies, strict=True) for _ in range(count)])
     )
-    if data.draw(st.booleans(), label="ConnectWise fails at first"):
+    if data.draw(st.booleans(), label="ConnectWise unavailable at first"):
         sandbox.faults.set({"statuses": [503] * 4, "retry_after": 0})
-    concurrent = data.draw(st.booleans(), label="two invocations at once")
-    dies_after = data.draw(
-        st.none() | st.integers(1, 6), label="ConnectWise call after which an invocation dies"
+    if backend == "rest" and data.draw(st.booleans(), label="ConnectWise accepts a second payment"):
+        sandbox.faults.set({"second_payment": True})
+    faults = Faults(
+        dies_after=data.draw(
+            st.none() | st.integers(1, 6), label="payment call after which an invocation dies"
+        ),
+        garbled=data.draw(st.none() | st.integers(1, 6), label="payment call whose reply is cut short"),
+        late=data.draw(
+            st.none() | st.integers(1, 6), label="payment call that lands after the client gave up"
+        ),
+        refused=data.draw(st.integers(0, 2), label="payment calls refused for bad credentials"),
     )
-    services = dataclasses.replace(payment_services, client_for=_dying_client(payment_services, dies_after))
+    concurrent = data.draw(st.booleans(), label="two invocations at once")
+    clock = [time.time()]
+    services = dataclasses.replace(
+        payment_services,
+        client_for=faults.clients(backend, sandbox),
+        clock=lambda: clock[0],
+    )
 
     outcomes: list[PaymentOutcome] = []
     messages = [Message(f"m{n}", body) for n, body in enumerate(queue)]
@@ -91,27 +116,43 @@ def test_any_delivery_order_ends_with_the_capped_sum(
         size = data.draw(st.integers(1, 4), label="batch size")
         batches = [messages[:size], messages[size : 2 * size]] if concurrent else [messages[:size]]
         messages = messages[sum(len(b) for b in batches) :]
-        for retry in _run(batches, services, outcomes):
-            messages.append(retry)
+        messages += _run(batches, services, outcomes)
+        if faults.late_fired:
+            time.sleep(LATE_BY)  # the late write has landed by now
+            faults.late_fired = False
+        _settled_invoices_agree(invoices, payment_services.payment_ledger)
+        clock[0] += VISIBILITY_TIMEOUT  # what SQS waits before delivering a retried message
     assert not messages, "payments still unsettled after 60 rounds"
 
     for index, invoice in enumerate(invoices):
         distinct = [amount for (i, amount, _) in payments if i == index]
-        expected = min(invoice.total, sum(distinct, Decimal("0.00")))
-        assert invoice.paid_amount == expected
+        assert invoice.paid_amount == min(invoice.total, sum(distinct, Decimal("0.00")))
+        assert invoice.extra_payments == []
         state = payment_services.payment_ledger.read("main", invoice.number)
         assert state.cumulative == sum(distinct, Decimal("0.00"))
+        assert {e.state for e in state.payments.values()} <= {APPLIED} and not state.lease
     applied = Counter(o.payment_id for o in outcomes if o.status == "applied")
     assert applied == Counter(f"P{n}" for n in range(len(payments)))
 
 
+def _settled_invoices_agree(invoices: list[Any], ledger: PaymentLedger) -> None:
+    """At any time: where the ledger has nothing pending, ConnectWise holds its capped amount
+    (a write landing late after a newer one would break this)."""
+    for invoice in invoices:
+        state = ledger.read("main", invoice.number)
+        if state.counted and all(e.state == APPLIED for e in state.counted):
+            held = invoice.paid_amount + sum(a for _, a, _ in invoice.extra_payments)
+            assert held == min(invoice.total, state.cumulative), f"invoice {invoice.number}"
+
+
 def _run(batches: list[list[Message]], services: Services, outcomes: list[PaymentOutcome]) -> list[Message]:
-    """Run batches as concurrent invocations; return the messages to deliver again."""
+    """Run batches as concurrent invocations; return the messages to deliver again (retried by
+    SQS, or re-driven from the DLQ once the connection is fixed)."""
     results: list[Any] = [None] * len(batches)
 
     def invoke(index: int) -> None:
         try:
-            results[index] = apply_payment_messages(batches[index], services)
+            results[index] = apply_payment_messages(batches[index], services, Deadline(60))
         except InvocationDied:
             results[index] = InvocationDied  # Lambda retries the whole batch of a failed invocation
 
@@ -120,41 +161,73 @@ def _run(batches: list[list[Message]], services: Services, outcomes: list[Paymen
         thread.start()
     for thread in threads:
         thread.join()
-    retry = []
+    again = []
     for batch, result in zip(batches, results, strict=True):
         if result is None:
             continue
         if result is InvocationDied:
-            retry += batch
+            again += batch
             continue
         outcomes.extend(result.outcomes)
-        retry += [m for m in batch if m.message_id in result.retry]
-    return retry
+        again += [m for m in batch if m.message_id in result.retry or m.message_id in result.rejected]
+    return again
 
 
-class InvocationDied(Exception):
-    pass
+class InvocationDied(BaseException):
+    """Lambda ended the invocation: nothing of it runs on."""
 
 
-def _dying_client(services: Services, dies_after: int | None) -> Callable[[str], GLBackend]:
-    """Clients whose `dies_after`-th payment call reaches ConnectWise, then kills its invocation."""
-    calls = itertools.count(1)
-    make_client = services.client_for
+@dataclasses.dataclass
+class Faults:
+    """Faults on the n-th payment call to ConnectWise (counted over every invocation)."""
 
-    def client_for(connection: str) -> GLBackend:
-        client = make_client(connection)
-        update = client.update_invoice_payment
+    dies_after: int | None
+    garbled: int | None
+    late: int | None
+    refused: int
+    late_fired: bool = False
 
-        def update_invoice_payment(*args: Any) -> Any:
-            reply = update(*args)
-            if next(calls) == dies_after:
-                raise InvocationDied("died between the ConnectWise call and the ledger write")
-            return reply
+    def clients(self, backend: str, sandbox: SandboxServer) -> Callable[[str], GLBackend]:
+        calls = itertools.count(1)
+        lock = threading.Lock()
+        writes = ["POST", "PUT"] if backend == "rest" else ["POST"]
 
-        client.update_invoice_payment = update_invoice_payment  # type: ignore[method-assign]
-        return client
+        def make(password: str = "") -> Any:
+            if backend == "rest":
+                login = rest_connection(sandbox, **({"private_key": password} if password else {}))
+                return RestClient(login, timeout=(2.0, READ_TIMEOUT), backoff=0)
+            login = sandbox_connection(sandbox, **({"password": password} if password else {}))
+            return AccountingClient(login, timeout=(2.0, READ_TIMEOUT), backoff=0)
 
-    return client_for
+        good, bad = make(), make("rotated-and-wrong")
+
+        def client_for(connection: str) -> GLBackend:
+            client = good.within(Deadline(60))
+            update = client.update_invoice_payment
+
+            def update_invoice_payment(*args: Any) -> Any:
+                with lock:  # the sandbox's switches are set for this call alone
+                    n = next(calls)
+                    if n == self.garbled:
+                        sandbox.faults.set({"malformed": 1, "methods": writes})
+                    if n == self.late:
+                        sandbox.faults.set({"hangs": 1, "hang_seconds": LATE_BY, "methods": writes})
+                        self.late_fired = True
+                    if n <= self.refused:
+                        return bad.update_invoice_payment(*args)
+                    try:
+                        reply = update(*args)
+                    finally:
+                        sandbox.faults.set({"malformed": 0, "hangs": 0, "methods": []})
+                if n == self.dies_after:
+                    raise InvocationDied("died between the ConnectWise call and the ledger write")
+                return reply
+
+            client.update_invoice_payment = update_invoice_payment  # type: ignore[method-assign]
+            client.within = lambda deadline: client  # type: ignore[method-assign]
+            return client
+
+        return client_for
 
 
 def _body(number: str, amount: Decimal, payment_id: str, day: int) -> str:
@@ -164,11 +237,13 @@ def _body(number: str, amount: Decimal, payment_id: str, day: int) -> str:
     )
 
 
-def _reset(invoices: list[Any], services: Services) -> None:
-    """Each example starts from unpaid invoices and an empty payment ledger."""
+def _reset(invoices: list[Any], services: Services, sandbox: SandboxServer) -> None:
+    """Each example starts from unpaid invoices, an empty payment ledger and no faults."""
+    sandbox.faults.set({"statuses": [], "malformed": 0, "hangs": 0, "methods": [], "second_payment": False})
     ledger: PaymentLedger = services.payment_ledger
     for invoice in invoices:
         invoice.paid_amount = Decimal("0.00")
         invoice.paid_date = None
         invoice.payment_id = None
+        invoice.extra_payments = []
         ledger.db.delete_item(TableName=ledger.table, Key=invoice_key("main", invoice.number))

@@ -29,13 +29,13 @@ def test_json_list_and_payments_object_carry_many() -> None:
     assert parse_payment_message(wrapped, "main")[0].connection == "main"  # type: ignore[union-attr]
 
 
-def test_reference_xml_document_parses_with_a_stable_derived_id() -> None:
+def test_reference_xml_document_is_a_paid_to_date_amount_with_a_stable_derived_id() -> None:
     body = (SAMPLES / "invoice_payments_input.xml").read_text()
     [payment] = parse_payment_message(body, "main")
     assert isinstance(payment, Payment)
     assert (payment.invoice_number, payment.paid_amount) == ("CW-34251", Decimal("346.34"))
     assert payment.date_paid.isoformat() == "2016-09-22T12:05:54+01:00"
-    assert payment.payment_id.startswith("xml-")
+    assert payment.kind == "paid_to_date" and payment.payment_id.startswith("ptd-")
     assert parse_payment_message(body, "main")[0].payment_id == payment.payment_id  # type: ignore[union-attr]
     other = body.replace("346.34", "346.35")
     assert parse_payment_message(other, "main")[0].payment_id != payment.payment_id  # type: ignore[union-attr]
@@ -87,3 +87,35 @@ def test_xml_without_a_connection_is_rejected_per_payment() -> None:
 def test_unreadable_messages_are_invalid_requests(body: str, message: str) -> None:
     with pytest.raises(InvalidRequestError, match=message):
         parse_payment_message(body, "main")
+
+
+def test_an_xml_entry_with_a_payment_id_is_an_individual_payment() -> None:
+    body = (SAMPLES / "invoice_payments_input.xml").read_text()
+    with_id = body.replace("</DatePaid>", "</DatePaid><PaymentId>BANK-77</PaymentId>")
+    [payment] = parse_payment_message(with_id, "main")
+    assert isinstance(payment, Payment) and (payment.kind, payment.payment_id) == ("payment", "BANK-77")
+
+
+def test_json_payments_are_individual_payments_and_cannot_claim_another_kind() -> None:
+    [payment] = parse_payment_message(ONE, None)
+    assert isinstance(payment, Payment) and payment.kind == "payment"
+    [rejected] = parse_payment_message(ONE.replace('"currency"', '"kind": "paid_to_date", "currency"'), None)
+    assert isinstance(rejected, RejectedPayment) and "kind is not taken from JSON" in rejected.error
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 100_000 + "]" * 100_000,  # RecursionError in the JSON decoder
+        '{"payments": [{"invoice_number": ' + "[" * 5000 + "]" * 5000 + "}]}",
+        "<ArrayOfUpdateInvoicePayment>" + "<a>" * 50_000 + "</a>" * 50_000 + "</ArrayOfUpdateInvoicePayment>",
+    ],
+)
+def test_a_hostile_message_is_an_invalid_request_not_a_crash(body: str) -> None:
+    """Whatever a message holds, reading it rejects that message only (never another exception)."""
+    try:
+        parsed = parse_payment_message(body, "main")
+    except InvalidRequestError as exc:
+        assert exc.message
+    else:
+        assert all(isinstance(p, RejectedPayment) for p in parsed)

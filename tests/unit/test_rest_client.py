@@ -15,6 +15,7 @@ from connectwise.accounting import AccountingClient, RecreateFilters
 from connectwise.errors import (
     AuthenticationError,
     DocumentError,
+    OutcomeUnknownError,
     PsaError,
     TransportError,
     UnknownBatchError,
@@ -213,7 +214,7 @@ def test_429_waits_retry_after_even_for_a_create(
     rest_client: RestClient, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     waits: list[float] = []
-    monkeypatch.setattr("connectwise.rest.time.sleep", waits.append)
+    monkeypatch.setattr("connectwise.transport.time.sleep", waits.append)
     invoice = sandbox.accounting.site.invoices[2]
     rest_client.codebase()
     sandbox.faults.set({"statuses": [429, 429], "retry_after": 7})
@@ -225,24 +226,22 @@ def test_429_waits_retry_after_even_for_a_create(
 def test_5xx_is_retried_only_where_repeating_is_safe(
     rest_client: RestClient, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("connectwise.rest.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("connectwise.transport.time.sleep", lambda seconds: None)
     batch = rest_client.download_gl_batch(invoices=True)
-    sandbox.faults.set({"statuses": [503]})
+    sandbox.faults.set({"statuses": [502]})
     assert rest_client.download_gl_batch(invoices=True).counts()["invoices"] == 12  # GET retried
     invoice = sandbox.accounting.site.invoices[3]
-    original = rest_client.pages
-
-    def then_fail(path: str, **params: Any) -> Any:
-        rows = list(original(path, **params))
-        if path.endswith("/payments"):
-            sandbox.faults.set({"statuses": [503]})  # the next call, the POST, fails
-        return iter(rows)
-
-    monkeypatch.setattr(rest_client, "pages", then_fail)
-    with pytest.raises(TransportError) as caught:
+    sandbox.faults.set({"statuses": [502], "methods": ["POST"]})  # the create: a gateway gave up on it
+    with pytest.raises(OutcomeUnknownError) as caught:
         rest_client.update_invoice_payment(invoice.number, Decimal("1.00"), NOW)
-    assert caught.value.transient and caught.value.status == 503
-    assert sandbox.rest.calls.get("POST /finance/invoices/{id}/payments", 0) == 0  # sent once, not repeated
+    assert caught.value.transient and caught.value.status == 502
+    assert sandbox.rest.calls.get("POST /finance/invoices/{id}/payments", 0) == 0  # not repeated
+    # 503 (the site unavailable) and 429 were not run: repeated even for a create.
+    sandbox.faults.set({"statuses": [503, 429], "methods": ["POST"], "retry_after": 0})
+    assert rest_client.update_invoice_payment(invoice.number, Decimal("1.00"), NOW).paid_amount == Decimal(
+        "1.00"
+    )
+    assert sandbox.rest.calls["POST /finance/invoices/{id}/payments"] == 1
     assert batch.counts()["invoices"] == 12
 
 
@@ -317,15 +316,17 @@ def test_timeouts_repeat_reads_but_not_a_create(
         return iter(rows)
 
     monkeypatch.setattr(client, "pages", then_hang)
-    with pytest.raises(TransportError, match=r"did not answer within 0\.5 s") as caught:
+    with pytest.raises(OutcomeUnknownError, match=r"did not answer within 0\.5 s") as caught:
         client.update_invoice_payment(invoice.number, Decimal("6.00"), NOW)
-    assert caught.value.transient
+    assert caught.value.transient  # read back at once: not there yet, so the outcome is unknown
     monkeypatch.undo()
     time.sleep(1.0)  # the lost POST lands
     assert sandbox.rest.calls["POST /finance/invoices/{id}/payments"] == 1  # sent once, not repeated
     client = RestClient(rest_connection(sandbox), backoff=0)  # the message's retry
     assert client.update_invoice_payment(invoice.number, Decimal("6.00"), NOW).paid_amount == Decimal("6.00")
-    assert sandbox.rest.calls["PUT /finance/invoices/{id}/payments/{id}"] == 1  # it found the payment
+    # It found the payment the lost POST made, already holding the amount: nothing written again.
+    assert sandbox.rest.calls["POST /finance/invoices/{id}/payments"] == 1
+    assert sandbox.rest.calls.get("PUT /finance/invoices/{id}/payments/{id}", 0) == 0
 
 
 def test_the_sandbox_pages_as_connectwise_does(rest_client: RestClient) -> None:

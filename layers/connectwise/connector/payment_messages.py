@@ -1,8 +1,15 @@
 """Payment messages from the accounting system: JSON or Zynk's ArrayOfUpdateInvoicePayment XML.
 
-A message carries one payment or many. JSON numbers are read as Decimal, never float. Each
-payment is validated on its own: a bad one is rejected with its index and problem while the
-others in the message go ahead.
+A message carries one payment or many. Two meanings arrive:
+
+* an individual payment, with its own id (every JSON payment; an XML entry with `PaymentId`):
+  the invoice's payments are summed;
+* the invoice's paid-to-date amount (an XML entry without `PaymentId`, as Zynk users send it:
+  a later update replaces the earlier one). Its id is derived from its content, so the same
+  entry sent again is recognised.
+
+JSON numbers are read as Decimal, never float. Each payment is validated on its own: a bad one
+is rejected with its index and problem while the others in the message go ahead.
 """
 
 import hashlib
@@ -17,6 +24,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from connector.errors import InvalidRequestError, describe_validation
 from connector.gl_batches import ConnectionName
+from connector.payment_ledger import PAID_TO_DATE, PAYMENT
 from connectwise.errors import DocumentError
 from connectwise.safexml import parse_xml
 
@@ -35,6 +43,7 @@ class Payment(BaseModel):
     date_paid: AwareDatetime
     payment_id: str = Field(min_length=1, max_length=128, pattern=r"^[^\s]+$")
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    kind: str = Field(PAYMENT, pattern=f"^({PAYMENT}|{PAID_TO_DATE})$")  # set by the format (module doc)
 
 
 @dataclass(frozen=True)
@@ -50,8 +59,18 @@ def parse_payment_message(body: str, connection: str | None) -> list[Payment | R
     """Every payment of a message, validated one by one.
 
     `connection` comes from the message attribute or the function's default; a JSON payment
-    may name its own. Raises InvalidRequestError when the message as a whole is unreadable.
+    may name its own. Raises InvalidRequestError when the message as a whole is unreadable,
+    whatever the reason (hostile nesting included): one message never fails the others.
     """
+    try:
+        return _parse(body, connection)
+    except InvalidRequestError:
+        raise
+    except Exception as exc:
+        raise InvalidRequestError(f"payment message is unreadable: {type(exc).__name__}") from None
+
+
+def _parse(body: str, connection: str | None) -> list[Payment | RejectedPayment]:
     text = body.strip()
     if text.startswith("<"):
         return [_validate(i, fields, connection) for i, fields in enumerate(_xml_payments(text.encode()))]
@@ -66,7 +85,14 @@ def parse_payment_message(body: str, connection: str | None) -> list[Payment | R
     items = data if isinstance(data, list) else [data]
     if not items:
         raise InvalidRequestError("payment message holds no payment")
-    return [_validate(i, item, connection) for i, item in enumerate(items)]
+    return [
+        RejectedPayment(
+            i, {}, f"payment {i}: kind is not taken from JSON (JSON payments are individual payments)"
+        )
+        if isinstance(item, dict) and "kind" in item
+        else _validate(i, item, connection)
+        for i, item in enumerate(items)
+    ]
 
 
 def _validate(index: int, item: Any, connection: str | None) -> Payment | RejectedPayment:
@@ -85,7 +111,7 @@ def _validate(index: int, item: Any, connection: str | None) -> Payment | Reject
         return RejectedPayment(index, shown, f"{label}: {describe_validation(exc)}")
 
 
-_SHOWN = ("connection", "invoice_number", "paid_amount", "date_paid", "payment_id", "currency")
+_SHOWN = ("connection", "invoice_number", "paid_amount", "date_paid", "payment_id", "currency", "kind")
 
 
 def _xml_payments(raw: bytes) -> list[dict[str, Any]]:
@@ -117,20 +143,22 @@ def _xml_fields(element: Element) -> dict[str, Any]:
     }
     if text("Currency"):
         fields["currency"] = text("Currency")
-    # The XML format has no payment id: derive one from the content, so a redelivered or
-    # re-sent document is recognised, and two different payments never share an id.
-    fields["payment_id"] = (
-        text("PaymentId")
-        or "xml-"
-        + hashlib.sha256(
-            "|".join(str(fields[k]) for k in ("invoice_number", "paid_amount", "date_paid")).encode()
-        ).hexdigest()[:24]
-    )
+    if text("PaymentId"):
+        fields["payment_id"], fields["kind"] = text("PaymentId"), PAYMENT
+    else:
+        # The invoice's paid-to-date amount: its id is its content, so the same entry sent again
+        # is recognised and two different amounts or dates never share an id.
+        content = "|".join(str(fields[k]) for k in ("invoice_number", "paid_amount", "date_paid"))
+        fields["payment_id"] = "ptd-" + hashlib.sha256(content.encode()).hexdigest()[:24]
+        fields["kind"] = PAID_TO_DATE
     return {k: v for k, v in fields.items() if v is not None}
 
 
 def payments_document(rows: list[dict[str, Any]], with_errors: bool) -> bytes:
-    """Success or fail file in the reference XML shape (Zynk's ArrayOfUpdateInvoicePayment)."""
+    """Success or fail file in the reference XML shape (Zynk's ArrayOfUpdateInvoicePayment).
+
+    An individual payment carries its `PaymentId`; an entry without one is a paid-to-date amount,
+    as in the input."""
     lines = [
         '<?xml version="1.0" encoding="utf-8"?>',
         f'<{XML_ROOT} xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xsd="http://www.w3.org/2001/XMLSchema">',
@@ -140,6 +168,8 @@ def payments_document(rows: list[dict[str, Any]], with_errors: bool) -> bytes:
         lines.append(f"    <InvoiceNumber>{_escape(row.get('invoice_number', ''))}</InvoiceNumber>")
         lines.append(f"    <PaidAmount>{_escape(row.get('paid_amount', ''))}</PaidAmount>")
         lines.append(f"    <DatePaid>{_escape(row.get('date_paid', ''))}</DatePaid>")
+        if row.get("kind") == PAYMENT and row.get("payment_id"):
+            lines.append(f"    <PaymentId>{_escape(row['payment_id'])}</PaymentId>")
         if with_errors:
             lines.append(f"    <ErrorMessage>{_escape(row.get('error', ''))}</ErrorMessage>")
         lines.append(f"  </{XML_ITEM}>")

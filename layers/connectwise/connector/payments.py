@@ -1,10 +1,27 @@
 """Invoice payment uploads: apply the accounting system's payments to ConnectWise invoices.
 
-For each invoice touched by a batch of messages: read its ledger (one batched read for all of
-them), send ConnectWise the cumulative amount of its distinct payments including the new ones,
-and record the new payments in one conditional write (see `connector.payment_ledger` for why
-that is safe without a lock). ConnectWise caps the amount at the invoice total; the discarded part
-is reported as overage on the payment that caused it.
+For each invoice touched by a batch of messages (one batched ledger read for all of them):
+
+1. classify the message's payments against the invoice's ledger: new (or failed before: a
+   failed payment is tried again), already counted (pending or applied), a conflict (a payment
+   id sent again with other fields), a duplicate (applied, reported by another message);
+2. take the invoice's lease and write the new payments `pending` in one conditional write;
+   if another invocation holds the lease, only add them `pending` (the holder sends them) and
+   retry the message later;
+3. send ConnectWise the invoice's amount (the sum of its payments, or its latest paid-to-date
+   amount), capped at the total;
+4. on a readable reply, mark the counted payments `applied` and give the lease up in one
+   conditional write; if other invocations added payments meanwhile, send again with them.
+
+What a failed call leaves (see `connector.payment_ledger`):
+* refused (unknown invoice, 4xx): this message's new payments become `failed`, not counted, and
+  are tried again when sent again; credentials refused also copies the message to the DLQ;
+* not run (429 longer than the time left, no connection): the payments stay `pending` and the
+  message is retried;
+* outcome unknown (the reply was lost or unreadable): the payments stay `pending` (counted: the
+  ledger never holds less than it was given), the lease is held for HOLD_AFTER_UNKNOWN seconds
+  so that no other write can be overtaken by a late landing, and the message is retried: its
+  next delivery, after the queue's visibility timeout, sends the amount again.
 
 Why not Powertools' BatchProcessor and idempotency utility here: a batch is settled per invoice,
 not per message, so that payments of one invoice arriving in one batch cost one ConnectWise call
@@ -13,24 +30,29 @@ own id across messages, which the ledger already does (messageId-keyed idempoten
 re-sent payment through). The partial batch response is built from the same outcomes.
 """
 
+import uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
-from connector.errors import ConnectorError, InvalidRequestError
-from connector.payment_ledger import FAILED, Entry, InvoiceLedger
+from connector.errors import ConfigurationError, ConnectorError, InvalidRequestError
+from connector.payment_ledger import APPLIED, FAILED, PAID_TO_DATE, PAYMENT, PENDING, Entry, InvoiceLedger
 from connector.payment_messages import Payment, RejectedPayment, parse_payment_message, payments_document
 from connector.services import Services
-from connectwise.errors import ConnectWiseError
+from connectwise.errors import AuthenticationError, ConnectWiseError, OutcomeUnknownError
+from connectwise.transport import Deadline
 
 MAX_PARALLEL_INVOICES = 8
-SYNC_ATTEMPTS = 5  # reads and ConnectWise calls per invoice before the message is retried later
+SYNC_ATTEMPTS = 5  # writes lost to other invocations per invoice before the message is retried later
+HOLD_AFTER_UNKNOWN = 300.0  # seconds nobody writes an invoice after a write whose outcome is unknown
+MAX_LEASE = 900.0  # seconds: Lambda's longest invocation
 
 
-class InvoiceContendedError(ConnectorError):
-    """Other invocations kept syncing this invoice meanwhile; the message is retried later."""
+class InvoiceBusyError(ConnectorError):
+    """Another invocation holds the invoice (or a write of unknown outcome does): retried later."""
 
     transient = True
 
@@ -46,7 +68,8 @@ class PaymentOutcome:
     paid_amount: str
     date_paid: str
     currency: str = ""
-    cumulative: str = ""  # the distinct payments of the invoice, summed
+    kind: str = PAYMENT  # "payment" (summed) or "paid_to_date" (the invoice's amount, set)
+    cumulative: str = ""  # what the invoice's payments give: their sum, or the latest paid-to-date
     connectwise_amount: str = ""  # what ConnectWise holds after its cap
     invoice_total: str = ""
     overage: str = "0.00"  # the part of this payment ConnectWise discarded
@@ -65,15 +88,27 @@ class Message:
 class BatchResult:
     outcomes: list[PaymentOutcome] = field(default_factory=list)
     retry: list[str] = field(default_factory=list)  # message ids that hit transient faults
-    rejected: dict[str, str] = field(default_factory=dict)  # unreadable message id -> error
+    rejected: dict[str, str] = field(default_factory=dict)  # message id -> error, copied to the DLQ
     errors: list[str] = field(default_factory=list)
 
 
 Group = list[tuple[str, Payment]]  # (message id, payment) for one invoice
 
 
-def apply_payment_messages(messages: list[Message], services: Services) -> BatchResult:
+class ConnectionFailedError(ConnectorError):
+    """The connection itself failed (credentials refused, secret missing): the payments failed
+    and their messages are kept in the DLQ, to be re-driven once the connection is fixed."""
+
+    def __init__(self, message: str, outcomes: list[PaymentOutcome]) -> None:
+        super().__init__(message)
+        self.outcomes = outcomes
+
+
+def apply_payment_messages(
+    messages: list[Message], services: Services, deadline: Deadline | None = None
+) -> BatchResult:
     """Settle every payment of a batch of messages; transient faults mark their messages for retry."""
+    deadline = deadline or Deadline()
     result = BatchResult()
     groups: dict[tuple[str, str], Group] = defaultdict(list)
     default_connection = services.settings.default_connection
@@ -105,127 +140,272 @@ def apply_payment_messages(messages: list[Message], services: Services) -> Batch
     for (connection, _), group in groups.items():
         if connection not in known:
             error = f"unknown connection {connection!r} (configured: {', '.join(sorted(known)) or 'none'})"
-            result.outcomes += [_outcome("failed", p, message_id, error=error) for message_id, p in group]
+            _connection_failed(result, ConnectionFailedError(error, _failed(group, error)), group)
     states = services.payment_ledger.read_many(key for key in groups if key[0] in known)
     with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL_INVOICES, len(states)))) as pool:
         futures = {
-            key: pool.submit(settle_invoice, state, groups[key], services) for key, state in states.items()
+            key: pool.submit(settle_invoice, state, groups[key], services, deadline)
+            for key, state in states.items()
         }
     for key, future in futures.items():
         try:
             result.outcomes.extend(future.result())
+        except ConnectionFailedError as exc:
+            _connection_failed(result, exc, groups[key])
         except Exception as exc:
             if not _transient(exc):
-                raise
+                services.log.exception(
+                    "unexpected failure settling an invoice; its messages are retried",
+                    extra={"invoice": key[1]},
+                )
             result.errors.append(f"invoice {key[1]}: {exc}")
             result.retry.extend({message_id for message_id, _ in groups[key]})
     result.retry = sorted(set(result.retry))
+    for message_id in result.retry:
+        result.rejected.pop(message_id, None)  # it comes back anyway: no copy in the DLQ
     return result
 
 
-def settle_invoice(state: InvoiceLedger, group: Group, services: Services) -> list[PaymentOutcome]:
-    """Bring ConnectWise to the cumulative amount of the invoice's payments, the group's included."""
+def _connection_failed(result: BatchResult, exc: ConnectionFailedError, group: Group) -> None:
+    result.outcomes.extend(exc.outcomes)
+    for message_id, _ in group:
+        result.rejected.setdefault(message_id, exc.message)
+
+
+def settle_invoice(
+    state: InvoiceLedger, group: Group, services: Services, deadline: Deadline
+) -> list[PaymentOutcome]:
+    """Bring ConnectWise to the amount of the invoice's payments, the group's included."""
+    try:
+        client = services.client_for(state.connection).within(deadline)
+    except ConfigurationError as exc:
+        raise ConnectionFailedError(exc.message, _failed(group, exc.message)) from None
+    ledger, token = services.payment_ledger, uuid.uuid4().hex
     for _ in range(SYNC_ATTEMPTS):
-        outcomes = _sync(state, group, services)
-        if outcomes is not None:
-            return outcomes
-        state = services.payment_ledger.read(state.connection, state.invoice_number)  # synced meanwhile
-    raise InvoiceContendedError(
-        f"invoice {state.invoice_number} was synced by other invocations {SYNC_ATTEMPTS} times meanwhile"
+        plan = _plan(state, group)
+        now = services.clock()
+        if state.leased_by_another(token, now):
+            if plan.writes and ledger.write(state, plan.writes) is None:
+                state = ledger.read(state.connection, state.invoice_number)
+                continue
+            if plan.ours:
+                raise InvoiceBusyError(
+                    f"invoice {state.invoice_number} is being synced by another invocation; retried later"
+                )
+            return plan.outcomes + _applied_outcomes(state, plan.again)
+        if not state.counted and not plan.adding:  # nothing to send ConnectWise: only failures
+            if plan.writes and ledger.write(state, plan.writes) is None:
+                state = ledger.read(state.connection, state.invoice_number)
+                continue
+            return plan.outcomes
+        life = min(deadline.left(), MAX_LEASE)  # past it, this invocation is no more
+        leased = ledger.write(state, plan.writes, lease=(token, now + life + HOLD_AFTER_UNKNOWN))
+        if leased is None:
+            state = ledger.read(state.connection, state.invoice_number)
+            continue
+        return _sync(leased, plan, token, client, services)
+    raise InvoiceBusyError(
+        f"invoice {state.invoice_number} was changed by other invocations {SYNC_ATTEMPTS} times meanwhile"
     )
 
 
-def _sync(state: InvoiceLedger, group: Group, services: Services) -> list[PaymentOutcome] | None:
-    """One attempt on the ledger as read: the outcomes, or None if the invoice changed meanwhile.
+@dataclass
+class Plan:
+    """What a group of payments means for an invoice as read."""
 
-    Every attempt with payments to count sends ConnectWise the cumulative amount, duplicates
-    included: after an invocation died between its call and its write, the redelivered message
-    must repair ConnectWise even if its payments were meanwhile recorded by another invocation.
-    A payment recorded by an earlier delivery of the same message is reported again, as that
-    delivery's invocation may have died before writing its results.
-    """
-    outcomes: list[PaymentOutcome] = []
+    outcomes: list[PaymentOutcome] = field(default_factory=list)  # settled without ConnectWise
+    adding: list[Entry] = field(default_factory=list)  # new (or failed before): pending from now
+    refused: list[Entry] = field(default_factory=list)  # new but not addable (currency, kind)
+    ours: dict[str, str] = field(default_factory=dict)  # payment id -> message that reports it
+    again: dict[str, str] = field(default_factory=dict)  # applied, reported again to its message
+
+    @property
+    def writes(self) -> list[Entry]:
+        return self.adding + self.refused
+
+
+def _plan(state: InvoiceLedger, group: Group) -> Plan:
+    """Classify the group's payments. A payment recorded by an earlier delivery of the same
+    message is reported again, as that delivery's invocation may have died before its results."""
+    plan = Plan()
     new: dict[str, Entry] = {}
-    again: dict[str, Entry] = {}
+    seq = state.next_seq
     for message_id, payment in group:
-        entry = _entry(payment, message_id)
-        known = state.payments.get(payment.payment_id) or new.get(payment.payment_id)
-        if known is None:
-            new[payment.payment_id] = entry
-        elif _fields(known) != _fields(entry):
+        entry = _entry(payment, message_id, seq)
+        known = new.get(payment.payment_id) or state.payments.get(payment.payment_id)
+        if known is not None and known.state != FAILED and _fields(known) != _fields(entry):
             error = (
                 f"payment {payment.payment_id} for invoice {state.invoice_number} was already recorded with "
                 f"amount {known.amount} on {known.date_paid}; a payment id cannot change"
             )
-            outcomes.append(_outcome("failed", payment, message_id, error=error))
-        elif payment.payment_id not in state.payments:
+            plan.outcomes.append(_outcome("failed", payment, message_id, error=error))
+        elif payment.payment_id in new:
             continue  # twice in this batch: counted and reported once
+        elif known is None or known.state == FAILED:
+            new[payment.payment_id] = entry
+            seq += 1
+        elif known.state == PENDING:
+            plan.ours[payment.payment_id] = message_id
         elif known.message_id == message_id:
-            again[payment.payment_id] = known
-        else:  # settled before: nothing changes
-            outcomes.append(_outcome("duplicate", payment, message_id, error=known.error))
-    adding = sorted(new.values(), key=lambda e: (e.date_paid, e.payment_id))
-    currency = _invoice_currency(state, adding)
-    odd = [e for e in adding if currency and e.currency and e.currency != currency]
-    error = f"invoice {state.invoice_number} is paid in {currency}; a payment in {{}} cannot be added"
-    failed = [replace(e, state=FAILED, error=error.format(e.currency)) for e in odd]
-    adding = [e for e in adding if e not in odd]
+            plan.again[payment.payment_id] = message_id
+        else:  # applied and reported before: nothing changes
+            plan.outcomes.append(_outcome("duplicate", payment, message_id, error=known.error))
 
-    counted = state.counted + adding
-    cumulative = sum((e.amount for e in counted), Decimal("0.00"))
-    reply = None
-    if counted:
-        last_paid = max(datetime.fromisoformat(e.date_paid) for e in counted)
-        try:
-            reply = services.client_for(state.connection).update_invoice_payment(
-                state.invoice_number, cumulative, last_paid
-            )
-        except ConnectWiseError as exc:
-            if exc.transient:
-                raise
-            failed += [replace(e, state=FAILED, error=exc.message) for e in adding]
-            adding = []
+    kind = state.kind or next((e.kind for e in new.values()), None)
+    currency = _invoice_currency(state, list(new.values()))
+    for entry in new.values():
+        error = ""
+        if entry.kind != kind:
+            error = MIXED[kind or PAYMENT].format(invoice=state.invoice_number)
+        elif currency and entry.currency and entry.currency != currency:
+            error = f"invoice {state.invoice_number} is paid in {currency}; a payment in {entry.currency} cannot be added"
+        if error:
+            plan.refused.append(replace(entry, state=FAILED, error=error))
+            plan.outcomes.append(_entry_outcome("failed", state, plan.refused[-1], error=error))
+        else:
+            plan.adding.append(entry)
+            plan.ours[entry.payment_id] = entry.message_id
+    return plan
 
+
+MIXED = {
+    PAYMENT: (
+        "invoice {invoice} is paid by individual payments (each with its PaymentId); a paid-to-date "
+        "amount (an XML entry without PaymentId) cannot be mixed with them"
+    ),
+    PAID_TO_DATE: (
+        "invoice {invoice} is paid by paid-to-date amounts (XML entries without PaymentId); an "
+        "individual payment (with a payment id) cannot be mixed with them"
+    ),
+}
+
+
+def _sync(
+    state: InvoiceLedger, plan: Plan, token: str, client: Any, services: Services
+) -> list[PaymentOutcome]:
+    """Holding the lease: send the invoice's amount until the ledger records it unchanged."""
     ledger = services.payment_ledger
-    if reply is not None:
-        overage = max(Decimal("0.00"), cumulative - reply.paid_amount)
-        shares = _overage_shares(adding, overage - state.overage)
-        adding = [replace(e, overage=shares[e.payment_id]) for e in adding]
-        if not ledger.record(state, adding + failed, reply.paid_amount, reply.total, overage):
-            return None
-    elif failed and not ledger.record(state, failed):
-        return None
-    amount, total = (reply.paid_amount, reply.total) if reply else (state.applied, state.total)
-    return outcomes + [
-        _recorded_outcome(entry, state, cumulative, amount, total)
-        for entry in [*again.values(), *failed, *adding]
-    ]
-
-
-def _recorded_outcome(
-    entry: Entry, state: InvoiceLedger, cumulative: Decimal, amount: Decimal, total: Decimal | None
-) -> PaymentOutcome:
-    if entry.state == FAILED:
-        return _entry_outcome("failed", state.connection, state.invoice_number, entry, error=entry.error)
-    return _entry_outcome(
-        "applied",
-        state.connection,
-        state.invoice_number,
-        entry,
-        cumulative=cumulative,
-        connectwise_amount=amount,
-        invoice_total=total,
-        overage=entry.overage,
+    for _ in range(SYNC_ATTEMPTS):
+        amount, paid_at = state.cumulative, state.last_paid
+        assert paid_at is not None  # something is counted: the caller checked
+        try:
+            reply = client.update_invoice_payment(state.invoice_number, amount, paid_at)
+        except OutcomeUnknownError:
+            # ConnectWise may hold the amount, or apply it late and overwrite any write made
+            # meanwhile: the payments stay counted, in doubt, and the invoice is held a while.
+            doubt = [replace(e, doubt=True) for e in state.counted if e.state == PENDING]
+            until = services.clock() + HOLD_AFTER_UNKNOWN
+            _rewrite(ledger, state, entries=doubt, lease=(token, until))
+            raise
+        except ConnectWiseError as exc:
+            doubted = [p for p in plan.ours if state.payments[p].doubt]
+            if exc.transient or doubted:  # not run, or an earlier write may hold them: retried later
+                _rewrite(ledger, state, keep_lease=False)
+                if exc.transient:
+                    raise
+                raise InvoiceBusyError(
+                    f"invoice {state.invoice_number}: {exc.message}; an earlier write of payment "
+                    f"{doubted[0]} may have reached ConnectWise, so it is not failed but retried"
+                ) from None
+            error = exc.message
+            failed = _rewrite(ledger, state, **_fail(state, plan, error))
+            outcomes = plan.outcomes + [
+                _entry_outcome("failed", failed, failed.payments[p], error=error)
+                for p in plan.ours
+                if failed.payments[p].state == FAILED
+            ]
+            if isinstance(exc, AuthenticationError):
+                services.refresh_login(state.connection)  # the operator may fix the secret now
+                raise ConnectionFailedError(error, outcomes) from None
+            return outcomes
+        written = ledger.write(
+            state, **_applied(state, plan, reply.paid_amount), total=reply.total, keep_lease=False
+        )
+        if written is not None:
+            return plan.outcomes + _applied_outcomes(written, {**plan.ours, **plan.again})
+        state = ledger.read(state.connection, state.invoice_number)  # payments were added meanwhile
+        if state.lease != token:
+            raise InvoiceBusyError(f"invoice {state.invoice_number}: the lease was lost; retried later")
+    _rewrite(ledger, state, keep_lease=False)
+    raise InvoiceBusyError(
+        f"invoice {state.invoice_number}: other invocations kept adding payments {SYNC_ATTEMPTS} times"
     )
 
 
-def _entry(payment: Payment, message_id: str) -> Entry:
+def _rewrite(ledger: Any, state: InvoiceLedger, **change: Any) -> InvoiceLedger:
+    """A write the lease holder must make: others may only have added pending payments of their
+    own meanwhile, so the same change is made on a fresh read until it lands."""
+    while True:
+        written: InvoiceLedger | None = ledger.write(state, **change)
+        if written is not None:
+            return written
+        state = ledger.read(state.connection, state.invoice_number)
+
+
+def _fail(state: InvoiceLedger, plan: Plan, error: str) -> dict[str, Any]:
+    """ConnectWise refused the amount: this group's pending payments fail (others stay pending
+    for their own messages), and the lease goes."""
+    entries = [
+        replace(e, state=FAILED, error=error, message_id=plan.ours[e.payment_id])
+        for e in state.payments.values()
+        if e.payment_id in plan.ours and e.state == PENDING
+    ]
+    return {"entries": entries, "keep_lease": False}
+
+
+def _applied(state: InvoiceLedger, plan: Plan, held: Decimal) -> dict[str, Any]:
+    """ConnectWise holds `held` for the amount sent: every counted payment is applied; the part
+    above the total it discarded is charged to the newly applied payments, latest first."""
+    counted = state.counted
+    overage = max(Decimal("0.00"), state.cumulative - held)
+    newly = [e for e in counted if e.state == PENDING]
+    shares: dict[str, Decimal] = {}
+    if counted and counted[0].kind == PAID_TO_DATE:
+        if counted[-1].state == PENDING:
+            shares[counted[-1].payment_id] = overage
+    else:
+        remaining = max(overage - state.overage, Decimal("0.00"))
+        for entry in reversed(newly):
+            shares[entry.payment_id] = min(entry.amount, remaining)
+            remaining -= shares[entry.payment_id]
+    entries = [
+        replace(
+            e,
+            state=APPLIED,
+            doubt=False,
+            overage=shares.get(e.payment_id, Decimal("0.00")),
+            message_id=plan.ours.get(e.payment_id, e.message_id),
+        )
+        for e in newly
+    ]
+    return {"entries": entries, "applied": held, "overage": overage}
+
+
+def _applied_outcomes(state: InvoiceLedger, reported: dict[str, str]) -> list[PaymentOutcome]:
+    return [
+        _entry_outcome(
+            "applied",
+            state,
+            state.payments[payment_id],
+            cumulative=state.cumulative,
+            connectwise_amount=state.applied,
+            invoice_total=state.total,
+            overage=state.payments[payment_id].overage,
+        )
+        for payment_id in reported
+        if state.payments[payment_id].state == APPLIED
+    ]
+
+
+def _entry(payment: Payment, message_id: str, seq: int) -> Entry:
     return Entry(
         payment.payment_id,
         payment.paid_amount,
         payment.date_paid.isoformat(),
         payment.currency or "",
+        kind=payment.kind,
         message_id=message_id,
+        seq=seq,
     )
 
 
@@ -234,36 +414,34 @@ def _fields(entry: Entry) -> tuple[Decimal, str, str]:
 
 
 def _invoice_currency(state: InvoiceLedger, adding: list[Entry]) -> str:
-    """The currency of the invoice's first recorded payment naming one, else of its first new one."""
+    """The currency of the invoice's first counted payment naming one, else of its first new one."""
     named = [e for e in state.counted if e.currency] or [e for e in adding if e.currency]
     return min(named, key=lambda e: e.date_paid).currency if named else ""
 
 
-def _overage_shares(adding: list[Entry], new_overage: Decimal) -> dict[str, Decimal]:
-    """What this sync newly discarded, charged to its latest payments first."""
-    shares = {}
-    remaining = max(new_overage, Decimal("0.00"))
-    for entry in reversed(adding):
-        shares[entry.payment_id] = min(entry.amount, remaining)
-        remaining -= shares[entry.payment_id]
-    return shares
+def _failed(group: Group, error: str) -> list[PaymentOutcome]:
+    return [_outcome("failed", payment, message_id, error=error) for message_id, payment in group]
 
 
 def _outcome(status: str, payment: Payment, message_id: str, error: str = "") -> PaymentOutcome:
     """The outcome of a payment as received (not settled by a ConnectWise call)."""
-    return _entry_outcome(
-        status,
-        payment.connection,
-        payment.invoice_number,
-        _entry(payment, message_id),
+    return PaymentOutcome(
+        status=status,
+        connection=payment.connection,
+        invoice_number=payment.invoice_number,
+        payment_id=payment.payment_id,
+        paid_amount=str(payment.paid_amount),
+        date_paid=payment.date_paid.isoformat(),
+        currency=payment.currency or "",
+        kind=payment.kind,
         error=error,
+        message_id=message_id,
     )
 
 
 def _entry_outcome(
     status: str,
-    connection: str,
-    invoice_number: str,
+    state: InvoiceLedger,
     entry: Entry,
     error: str = "",
     cumulative: Decimal | None = None,
@@ -273,12 +451,13 @@ def _entry_outcome(
 ) -> PaymentOutcome:
     return PaymentOutcome(
         status=status,
-        connection=connection,
-        invoice_number=invoice_number,
+        connection=state.connection,
+        invoice_number=state.invoice_number,
         payment_id=entry.payment_id,
         paid_amount=str(entry.amount),
         date_paid=entry.date_paid,
         currency=entry.currency,
+        kind=entry.kind,
         cumulative="" if cumulative is None else str(cumulative),
         connectwise_amount="" if connectwise_amount is None else str(connectwise_amount),
         invoice_total="" if invoice_total is None else str(invoice_total),
@@ -298,6 +477,7 @@ def _rejected(item: RejectedPayment, message_id: str) -> PaymentOutcome:
         paid_amount=fields.get("paid_amount", ""),
         date_paid=fields.get("date_paid", ""),
         currency=fields.get("currency", ""),
+        kind=fields.get("kind", PAYMENT),
         error=item.error,
         message_id=message_id,
     )
@@ -318,6 +498,7 @@ def write_result_files(result: BatchResult, services: Services, request_id: str)
     """Success and fail files (reference XML shape + JSON Lines) for this invocation, in S3.
 
     The fail file lists failed payments and, as warnings, the overage ConnectWise discarded.
+    Each row says its `kind`: an individual payment (summed) or a paid-to-date amount (set).
     """
     applied = [o for o in result.outcomes if o.status == "applied"]
     failed = [o for o in result.outcomes if o.status == "failed"]

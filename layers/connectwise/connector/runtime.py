@@ -7,6 +7,7 @@ from typing import Any, Generic, TypeVar
 
 import boto3
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.parser.models import SqsModel, SqsRecordModel
 from pydantic import BaseModel, ValidationError
 
 from connector.errors import ConnectorError, InvalidRequestError, describe_validation
@@ -33,12 +34,14 @@ def services() -> Services:
     cold start tens of milliseconds); AWS_ENDPOINT_URL points them at moto locally."""
     settings = Settings.from_env()
     dynamodb = boto3.client("dynamodb")
+    clients = accounting_clients(settings)
     return Services(
         settings=settings,
         ledger=Ledger(dynamodb, settings.table_name),
         store=Store(boto3.client("s3"), settings.bucket_name),
         notices=Notices(boto3.client("events"), settings.event_bus_name),
-        client_for=accounting_clients(settings),
+        client_for=clients,
+        refresh_login=clients.refresh,
         payment_ledger=PaymentLedger(dynamodb, settings.table_name),
         watermarks=Watermarks(dynamodb, settings.table_name),
         soap_for=SoapClientsOnFirstUse(settings),
@@ -51,14 +54,21 @@ class ClientsByConnection(Generic[L, C]):
     from its secret is unchanged: its connections to ConnectWise are reused instead of a new TLS
     session per call, and a rotated secret gets a new client."""
 
-    def __init__(self, load: Callable[[str], L], build: Callable[[L, str], C]) -> None:
+    def __init__(self, load: Callable[[str, bool], L], build: Callable[[L, str], C]) -> None:
         self._load, self._build = load, build
         self._clients: dict[str, tuple[L, C]] = {}
+        self._stale: set[str] = set()
         self._lock = threading.Lock()
+
+    def refresh(self, name: str) -> None:
+        """Read the connection's secret afresh next time (ConnectWise refused what it held)."""
+        with self._lock:
+            self._stale.add(name)
 
     def __call__(self, name: str) -> C:
         with self._lock:  # one secret fetch per expiry of its cache, not one per thread
-            login = self._load(name)
+            login = self._load(name, name in self._stale)
+            self._stale.discard(name)
             held = self._clients.get(name)
             if held is None or held[0] != login:
                 held = self._clients[name] = (login, self._build(login, name))
@@ -67,7 +77,7 @@ class ClientsByConnection(Generic[L, C]):
 
 def accounting_clients(settings: Settings) -> ClientsByConnection[AnyConnection, GLBackend]:
     """The client of each connection's backend (Accounting Interface or REST), per its secret."""
-    return ClientsByConnection(lambda name: load_connection(name, settings), client_for)
+    return ClientsByConnection(lambda name, fresh: load_connection(name, settings, fresh), client_for)
 
 
 class SoapClientsOnFirstUse:
@@ -95,6 +105,15 @@ def parse_request(event: Any, model: type[M]) -> M:
         return model.model_validate(payload)
     except ValidationError as exc:
         raise InvalidRequestError(f"invalid {model.__name__}: {describe_validation(exc)}") from None
+
+
+def sqs_records(event: Any) -> list[SqsRecordModel]:
+    """The records of an SQS event, checked for the shape Lambda delivers (a malformed event,
+    e.g. a hand-made test invoke, is a clear error rather than a KeyError or a silent success)."""
+    try:
+        return list(SqsModel.model_validate(event).Records)
+    except ValidationError as exc:
+        raise InvalidRequestError(f"not an SQS event: {describe_validation(exc)}") from None
 
 
 def is_permanent(exc: BaseException) -> bool:

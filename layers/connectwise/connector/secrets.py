@@ -13,14 +13,17 @@ from connectwise.backends import AnyConnection, parse_connection
 CACHE_SECONDS = 300
 
 
-def load_connection(name: str, settings: Settings) -> AnyConnection:
-    """The named connection's credentials; errors name the connection, never a secret value."""
+def load_connection(name: str, settings: Settings, fresh: bool = False) -> AnyConnection:
+    """The named connection's credentials; errors name the connection, never a secret value.
+    `fresh` reads the secret again instead of the cached value (after ConnectWise refused it)."""
     secret_id = settings.connection_secrets.get(name)
     if not secret_id:
         known = ", ".join(sorted(settings.connection_secrets)) or "none"
         raise ConfigurationError(f"unknown connection {name!r} (configured: {known})")
     try:
-        value: Any = parameters.get_secret(secret_id, transform="json", max_age=CACHE_SECONDS)
+        value: Any = parameters.get_secret(
+            secret_id, transform="json", max_age=CACHE_SECONDS, force_fetch=fresh
+        )
     except parameters.exceptions.TransformParameterError:
         raise ConfigurationError(f"secret of connection {name!r} is not valid JSON") from None
     except (ClientError, parameters.exceptions.GetParameterError) as exc:

@@ -24,5 +24,6 @@ class Services:
     payment_ledger: PaymentLedger
     watermarks: Watermarks
     soap_for: Callable[[str], Any] = lambda name: None  # connection -> connectwise.soap.SoapClient
+    refresh_login: Callable[[str], None] = lambda name: None  # re-read a connection's secret next time
     clock: Callable[[], float] = time.time
     log: logging.Logger | Any = field(default_factory=lambda: logging.getLogger("connector"))

@@ -115,12 +115,12 @@ def _typed_value(value: str | bool | int | dict[str, str]) -> Any:
 
 def soap_clients(settings: Settings) -> ClientsByConnection[IntegratorLogin, SoapClient]:
     return ClientsByConnection(
-        lambda name: integrator_login(name, settings), lambda login, _: SoapClient(login)
+        lambda name, fresh: integrator_login(name, settings, fresh), lambda login, _: SoapClient(login)
     )
 
 
-def integrator_login(name: str, settings: Settings) -> IntegratorLogin:
-    connection = load_connection(name, settings)
+def integrator_login(name: str, settings: Settings, fresh: bool = False) -> IntegratorLogin:
+    connection = load_connection(name, settings, fresh)
     if connection.integrator is None:
         raise ConfigurationError(
             f"connection {name!r} has no integrator login: add "

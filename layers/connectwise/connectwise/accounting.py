@@ -5,25 +5,24 @@ exchange (timeouts on every call, retries with backoff for transient faults only
 translation of ConnectWise's replies into typed results and errors.
 """
 
+import copy
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal, Self
+from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
 import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ReadTimeoutError
-from urllib3.util.retry import Retry
 
-from connectwise import wire
+from connectwise import transport, wire
 from connectwise.errors import (
     AuthenticationError,
     ConnectWiseError,
     DocumentError,
+    OutcomeUnknownError,
     PsaError,
     TransportError,
     UnknownBatchError,
@@ -31,8 +30,9 @@ from connectwise.errors import (
 )
 from connectwise.glexport import GLBatch, parse_glexport
 from connectwise.safexml import parse_xml
+from connectwise.transport import TRANSIENT_STATUSES, Deadline
 
-TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+__all__ = ["TRANSIENT_STATUSES"]  # still imported from here by the SOAP client
 
 
 class IntegratorSecret(BaseModel):
@@ -138,24 +138,17 @@ class AccountingClient:
         session: requests.Session | None = None,
     ) -> None:
         self.connection = connection
-        self.timeout = timeout
-        self.session = session or requests.Session()
-        # urllib3 does the retry loop: backoff, Retry-After on 429/503, and only for the
-        # statuses and errors in TRANSIENT_STATUSES / connect / read failures.
-        retry = Retry(
-            total=retries,
-            connect=retries,
-            read=retries,
-            status=retries,
-            backoff_factor=backoff,
-            backoff_max=30,
-            status_forcelist=TRANSIENT_STATUSES,
-            allowed_methods=frozenset({wire.METHOD}),
-            respect_retry_after_header=True,
-            raise_on_status=False,
-        )
-        self.session.mount("http://", HTTPAdapter(max_retries=retry))
-        self.session.mount("https://", HTTPAdapter(max_retries=retry))
+        self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        self.session = session or transport.new_session()
+        if transport.refuse_redirects not in self.session.hooks["response"]:
+            self.session.hooks["response"].append(transport.refuse_redirects)
+        self.deadline = Deadline()
+
+    def within(self, deadline: Deadline) -> "AccountingClient":
+        """This client (same session) with every call and wait fitting `deadline`."""
+        bound = copy.copy(self)
+        bound.deadline = deadline
+        return bound
 
     def download_gl_batch(
         self,
@@ -170,7 +163,7 @@ class AccountingClient:
         if not (invoices or expenses or procurement):
             raise ValueError("choose at least one of invoices, expenses, procurement")
         fields = wire.export_fields(invoices, expenses, procurement, thru_date, owner_level)
-        return self._glexport(fields)
+        return parse_glexport(self._post(fields, repeatable=True))  # an export marks nothing
 
     def recreate_gl_batch(
         self,
@@ -183,26 +176,31 @@ class AccountingClient:
         """Download a previously updated batch again, with optional record filters."""
         filters = filters or RecreateFilters()
         fields = wire.recreate_fields(batch_id, filters.model_dump(), thru_date, owner_level)
-        return self._glexport(fields)
+        return parse_glexport(self._post(fields, repeatable=True))
 
     def update_gl_batch(self, batch_id: str, gl_entry_ids: Iterable[int], kinds: Iterable[str] = ()) -> str:
         """Add posted GL entries to the batch so they are never exported again (the batch's
         kinds are ConnectWise's to know here; the REST backend needs them)."""
-        body = self._post(wire.update_fields(batch_id, gl_entry_ids))
-        root = parse_xml(body, "update reply")
-        if root.tag != "PsaData":
-            raise DocumentError(f"unexpected update reply <{root.tag}>")
+        body = self._post(wire.update_fields(batch_id, gl_entry_ids), repeatable=False)
+        root = _write_reply(body, f"the update of batch {batch_id}")
         return (root.text or "").strip()
+
+    def is_batch_posted(self, batch_id: str) -> bool:
+        """Whether ConnectWise holds GL entries in this batch (a recreate finds it)."""
+        try:
+            self.recreate_gl_batch(batch_id)
+        except UnknownBatchError:
+            return False
+        return True
 
     def update_invoice_payment(
         self, invoice_number: str, paid_amount: Decimal, date_paid: datetime
     ) -> PaymentApplied:
         """Set the invoice's single payment to `paid_amount` (ConnectWise caps it at the total)."""
         check_payment(invoice_number, paid_amount, date_paid)
-        body = self._post(wire.payment_fields(invoice_number, paid_amount, date_paid))
-        root = parse_xml(body, "payment reply")
-        if root.tag != "PsaData":
-            raise DocumentError(f"unexpected payment reply <{root.tag}>")
+        body = self._post(wire.payment_fields(invoice_number, paid_amount, date_paid), repeatable=False)
+        what = f"the payment of invoice {invoice_number}"
+        root = _write_reply(body, what)
         try:
             return PaymentApplied(
                 invoice_number=root.get(wire.INVOICE_NUMBER, invoice_number),
@@ -213,50 +211,49 @@ class AccountingClient:
                 else None,
             )
         except (ArithmeticError, ValueError):
-            raise DocumentError(
-                f"payment reply for invoice {invoice_number} lacks Total or PaidAmount"
+            raise OutcomeUnknownError(
+                f"{what}: the reply lacks Total or PaidAmount; ConnectWise may have applied it"
             ) from None
 
-    def _glexport(self, fields: dict[str, str]) -> GLBatch:
-        return parse_glexport(self._post(fields))
-
-    def _post(self, fields: dict[str, str]) -> bytes:
+    def _post(self, fields: dict[str, str], repeatable: bool) -> bytes:
         login = wire.login_fields(
             self.connection.company, self.connection.username, self.connection.password.get_secret_value()
         )
-        url = self.connection.url
-        action = fields.get(wire.ACTION, "?")
-        try:
-            response = self.session.request(wire.METHOD, url, data=login | fields, timeout=self.timeout)
-        except requests.RequestException as exc:
-            if _timed_out(exc):
-                raise TransportError(
-                    f"{action}: ConnectWise did not answer within {self.timeout[1]:g} s"
-                ) from None
-            raise TransportError(f"{action}: cannot reach {url}: {type(exc).__name__}") from None
+        response = transport.send(
+            self.session,
+            wire.METHOD,
+            self.connection.url,
+            what=fields.get(wire.ACTION, "?"),
+            deadline=self.deadline,
+            timeout=self.timeout,
+            retries=self.retries,
+            backoff=self.backoff,
+            repeatable=repeatable,
+            data=login | fields,
+        )
         body = response.content
         _raise_for_psa_error(body)
         if response.status_code >= 400:
-            said = _first_line(body)
             raise TransportError(
-                f"{action}: HTTP {response.status_code} from ConnectWise" + (f": {said}" if said else ""),
+                f"{fields.get(wire.ACTION, '?')}: HTTP {response.status_code} from ConnectWise"
+                f"{transport.first_line(response)}",
                 status=response.status_code,
-                transient=response.status_code in TRANSIENT_STATUSES,
+                transient=False,
             )
         return body
 
 
-def _first_line(body: bytes, limit: int = 200) -> str:
-    """The start of an error page, printable, for the error message."""
-    text = body[:limit].decode("utf-8", "replace").strip()
-    line = text.splitlines()[0] if text else ""
-    return "".join(ch for ch in line if ch.isprintable())
-
-
-def _timed_out(exc: requests.RequestException) -> bool:
-    """A timeout, also when urllib3 gave up retrying one (requests then raises ConnectionError)."""
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return isinstance(exc, requests.Timeout) or isinstance(reason, ReadTimeoutError)
+def _write_reply(body: bytes, what: str) -> Any:
+    """The <PsaData> root of a write's reply; anything unreadable leaves the outcome unknown."""
+    try:
+        root = parse_xml(body, "reply")
+    except DocumentError as exc:
+        raise OutcomeUnknownError(
+            f"{what}: unreadable reply ({exc.message}); ConnectWise may have applied it"
+        ) from None
+    if root.tag != "PsaData":
+        raise OutcomeUnknownError(f"{what}: unexpected reply <{root.tag}>; ConnectWise may have applied it")
+    return root
 
 
 def _raise_for_psa_error(body: bytes) -> None:

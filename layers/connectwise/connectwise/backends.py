@@ -15,6 +15,7 @@ from pydantic import Discriminator, Tag, TypeAdapter
 from connectwise.accounting import AccountingClient, Connection, PaymentApplied, RecreateFilters
 from connectwise.glexport import GLBatch
 from connectwise.rest import RestClient, RestConnection
+from connectwise.transport import Deadline
 
 AnyConnection = Connection | RestConnection
 
@@ -34,6 +35,14 @@ CONNECTIONS: TypeAdapter[AnyConnection] = TypeAdapter(
 
 
 class GLBackend(Protocol):
+    def within(self, deadline: Deadline) -> "GLBackend":
+        """The same client with every call and wait fitting `deadline`."""
+        ...
+
+    def is_batch_posted(self, batch_id: str) -> bool:
+        """Whether ConnectWise holds the batch's GL entries (after an update of unknown outcome)."""
+        ...
+
     def download_gl_batch(
         self,
         *,

@@ -36,5 +36,14 @@ class TransportError(ConnectWiseError):
         self.transient = transient
 
 
+class OutcomeUnknownError(TransportError):
+    """A write reached ConnectWise but its reply was lost, cut short or unreadable: ConnectWise may
+    or may not have applied it (and may still apply it late). Never repeat such a write blindly:
+    read ConnectWise's state back, or hold the record until a late write can no longer land."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message, status=status, transient=True)
+
+
 class DocumentError(ConnectWiseError):
     """A document from ConnectWise (or a user) is malformed, hostile or fails validation."""

@@ -18,9 +18,8 @@ repeat. A non-repeatable call that fails transiently raises a transient error: t
 retried later, and the operation then finds what the lost call did.
 """
 
-import random
+import copy
 import threading
-import time
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -30,24 +29,24 @@ from typing import Any, Literal
 import requests
 from pydantic import Field, SecretStr
 
-from connectwise import jsonmoney, wire
+from connectwise import jsonmoney, transport, wire
 from connectwise.accounting import IntegratorSecret, PaymentApplied, RecreateFilters, SiteLogin, check_payment
 from connectwise.conditions import Expression, all_of, where
 from connectwise.errors import (
     AuthenticationError,
     DocumentError,
+    OutcomeUnknownError,
     PsaError,
-    TransportError,
     UnknownBatchError,
     UnknownInvoiceError,
 )
 from connectwise.glexport import GLBatch, GLExport
 from connectwise.rest_glexport import parse_rest_glexport
+from connectwise.transport import Deadline
 
 API_VERSION = "2025.1"
 ACCEPT = f"application/vnd.connectwise.com+json; version={API_VERSION}"
 MAX_PAGE_SIZE = 1000
-MAX_RETRY_AFTER = 60.0  # seconds; a longer wait is left to the queue's redelivery
 
 # kind -> (unposted list, its date field, the export flag and id list, the id the list gives)
 KINDS = {
@@ -113,7 +112,9 @@ class RestClient:
         self.connection = connection
         self.label = f"connection {name!r}" if name else f"ConnectWise site {connection.site}"
         self.timeout, self.retries, self.backoff, self.page_size = timeout, retries, backoff, page_size
-        self.session = session or requests.Session()
+        self.session = session or transport.new_session()
+        if transport.refuse_redirects not in self.session.hooks["response"]:
+            self.session.hooks["response"].append(transport.refuse_redirects)
         self.session.auth = (
             f"{connection.company}+{connection.public_key}",
             connection.private_key.get_secret_value(),
@@ -125,9 +126,20 @@ class RestClient:
                 "Cache-Control": "no-cache",
             }
         )
-        self.calls = 0  # API requests sent, retries included (for the benchmark)
-        self._codebase: str | None = None
-        self._codebase_lock = threading.Lock()
+        self.deadline = Deadline()
+        # Shared by the copies `within` makes: the codebase, looked up once, and the call count.
+        self._shared: dict[str, Any] = {"codebase": None, "calls": 0, "lock": threading.Lock()}
+
+    @property
+    def calls(self) -> int:
+        """API requests sent, retries included (for the benchmark)."""
+        return int(self._shared["calls"])
+
+    def within(self, deadline: Deadline) -> "RestClient":
+        """This client (same session, same codebase) with every call and wait fitting `deadline`."""
+        bound = copy.copy(self)
+        bound.deadline = deadline
+        return bound
 
     # --- GL batches ------------------------------------------------------------------------
 
@@ -226,6 +238,9 @@ class RestClient:
         found = list(self.pages("/finance/accounting/batches", conditions=condition))
         return found[0] if found else None
 
+    def is_batch_posted(self, batch_id: str) -> bool:
+        return self.find_batch(batch_id) is not None
+
     def list_batches(self) -> list[dict[str, Any]]:
         return list(self.pages("/finance/accounting/batches"))
 
@@ -249,7 +264,10 @@ class RestClient:
     def update_invoice_payment(
         self, invoice_number: str, paid_amount: Decimal, date_paid: datetime
     ) -> PaymentApplied:
-        """Set the invoice's one payment to `paid_amount`, capped at the invoice total."""
+        """Set the invoice's one payment to `paid_amount`, capped at the invoice total.
+
+        Nothing is written when the payment already holds that amount and date. A write whose
+        reply is lost is read back: it counts as applied only if the payment now shows it."""
         check_payment(invoice_number, paid_amount, date_paid)
         unknown = UnknownInvoiceError(f"{wire.UNKNOWN_INVOICE} {invoice_number}")
         condition = _condition("invoiceNumber", invoice_number, unknown)
@@ -259,12 +277,6 @@ class RestClient:
         invoice = found[0]
         total = _money(invoice.get("total"), f"invoice {invoice_number} total")
         path = f"/finance/invoices/{invoice['id']}/payments"
-        existing = list(self.pages(path))
-        if len(existing) > 1:
-            raise PsaError(
-                f"invoice {invoice_number} has {len(existing)} payments in ConnectWise; this connector keeps "
-                "one payment per invoice and will not choose which to change"
-            )
         amount = min(paid_amount, total)
         body: dict[str, Any] = {
             "type": "Payment",
@@ -272,25 +284,47 @@ class RestClient:
             "amount": amount,
             "paymentDate": date_paid.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
-        if not existing:
+        existing = self._the_payment(path, invoice_number)
+        held = existing if existing is not None and _holds(existing, body) else None
+        if held is None:
             try:
-                reply = self._json("POST", path, body, repeatable=False)
-            except PsaError:
-                existing = list(self.pages(path))
-                if not existing:
+                held = self._write_payment(path, existing, body)
+            except OutcomeUnknownError:
+                held = self._the_payment(path, invoice_number)
+                if held is None or not _holds(held, body):
                     raise
-                # Another invocation created it meanwhile: set its amount instead.
-        if existing:
-            reply = self._json("PUT", f"{path}/{existing[0]['id']}", body | {"id": existing[0]["id"]})
-        applied = _money(
-            reply.get("amount") if isinstance(reply, dict) else None, f"invoice {invoice_number} payment"
-        )
+        applied = _money(held.get("amount"), f"invoice {invoice_number} payment")
         return PaymentApplied(
             invoice_number=invoice_number,
             total=total,
             paid_amount=applied,
             date_paid=date_paid if applied == total else None,
         )
+
+    def _the_payment(self, path: str, invoice_number: str) -> dict[str, Any] | None:
+        payments = list(self.pages(path))
+        if len(payments) > 1:
+            raise PsaError(
+                f"invoice {invoice_number} has {len(payments)} payments in ConnectWise; this connector keeps "
+                "one payment per invoice and will not choose which to change"
+            )
+        return payments[0] if payments else None
+
+    def _write_payment(
+        self, path: str, existing: dict[str, Any] | None, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Create the payment or replace its amount; never repeated in place (a late landing could
+        overwrite a newer amount). Returns the payment as ConnectWise answered it."""
+        if existing is None:
+            try:
+                return _payment_reply(self._json("POST", path, body, repeatable=False), path)
+            except PsaError:
+                existing = self._the_payment(path, str(body["invoice"]["id"]))
+                if existing is None:
+                    raise
+                # Someone created it meanwhile (ConnectWise refuses a second one): replace its amount.
+        reply = self._json("PUT", f"{path}/{existing['id']}", body | {"id": existing["id"]}, repeatable=False)
+        return _payment_reply(reply, path)
 
     # --- paging and transport --------------------------------------------------------------
 
@@ -310,7 +344,15 @@ class RestClient:
             query = {}  # the next link carries the query and the pageId
 
     def _json(self, method: str, path: str, body: Any, repeatable: bool = True) -> Any:
-        return _decode(self._send(method, self._url(path), body=body, repeatable=repeatable), path)
+        response = self._send(method, self._url(path), body=body, repeatable=repeatable)
+        try:
+            return _decode(response, path)
+        except DocumentError as exc:
+            if repeatable:
+                raise
+            raise OutcomeUnknownError(
+                f"{method} {path}: {exc.message}; ConnectWise may have applied it"
+            ) from None
 
     def _json_bytes(self, method: str, path: str, body: Any, repeatable: bool = True) -> bytes:
         return self._send(method, self._url(path), body=body, repeatable=repeatable).content
@@ -320,8 +362,8 @@ class RestClient:
 
     def codebase(self) -> str:
         """`v4_6_release/` or a cloud release: looked up once (no login needed), then kept."""
-        with self._codebase_lock:
-            if self._codebase is None:
+        with self._shared["lock"]:
+            if self._shared["codebase"] is None:
                 url = f"{self.connection.scheme}://{self.connection.site}/login/companyinfo/{self.connection.company}"
                 info = _decode(self._send("GET", url, auth=False), "/login/companyinfo")
                 if not isinstance(info, dict) or not info.get("Codebase"):
@@ -329,8 +371,8 @@ class RestClient:
                         f"{self.label}: ConnectWise site {self.connection.site} knows no company with this "
                         "connection's company id"
                     )
-                self._codebase = str(info["Codebase"]).strip("/") + "/"
-            return self._codebase
+                self._shared["codebase"] = str(info["Codebase"]).strip("/") + "/"
+            return str(self._shared["codebase"])
 
     def _send(
         self,
@@ -343,58 +385,32 @@ class RestClient:
         repeatable: bool = True,
         auth: bool = True,
     ) -> requests.Response:
+        """One API call (see connectwise.transport); a refusal (4xx) becomes a typed error."""
         data = jsonmoney.dumps(body) if body is not None else None
         what = f"{method} {url.split('/apis/3.0', 1)[-1].split('?')[0]}"
-        for attempt in range(self.retries + 1):
-            last = attempt == self.retries
-            try:
-                self.calls += auth  # API calls, retries included; not the codebase lookup
-                response = self.session.request(
-                    method,
-                    url,
-                    params=params,
-                    data=data,
-                    headers=(headers or {}) | ({"Content-Type": "application/json"} if data else {}),
-                    timeout=self.timeout,
-                    auth=None if auth else _NoAuth(),
-                )
-            except requests.ConnectTimeout:
-                if last:
-                    raise TransportError(f"{what}: cannot connect to {self.connection.site}") from None
-            except requests.Timeout:
-                if last or not repeatable:
-                    raise TransportError(
-                        f"{what}: ConnectWise did not answer within {self.timeout[1]:g} s"
-                    ) from None
-            except requests.ConnectionError as exc:
-                if last or not repeatable:
-                    raise TransportError(
-                        f"{what}: cannot reach {self.connection.site}: {type(exc).__name__}"
-                    ) from None
-            else:
-                status = response.status_code
-                if status < 400:
-                    return response
-                if status == 429 or (status >= 500 and repeatable):
-                    if last:
-                        raise TransportError(
-                            f"{what}: HTTP {status} from ConnectWise{_said(response)}", status=status
-                        )
-                    time.sleep(self._wait(response, attempt))
-                    continue
-                if status >= 500:
-                    raise TransportError(
-                        f"{what}: HTTP {status} from ConnectWise{_said(response)}", status=status
-                    )
-                raise self._refusal(what, response)
-            time.sleep(self.backoff * 2**attempt * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not crypto
-        raise AssertionError("unreachable")
+        response = transport.send(
+            self.session,
+            method,
+            url,
+            what=what,
+            deadline=self.deadline,
+            timeout=self.timeout,
+            retries=self.retries,
+            backoff=self.backoff,
+            repeatable=repeatable,
+            said=_said,
+            params=params,
+            data=data,
+            headers=(headers or {}) | ({"Content-Type": "application/json"} if data else {}),
+            auth=None if auth else _NoAuth(),
+            hooks={"response": [self._count]} if auth else {},
+        )
+        if response.status_code >= 400:
+            raise self._refusal(what, response)
+        return response
 
-    def _wait(self, response: requests.Response, attempt: int) -> float:
-        try:
-            return min(float(response.headers.get("Retry-After", "")), MAX_RETRY_AFTER)
-        except ValueError:
-            return float(self.backoff * 2**attempt * random.uniform(0.5, 1.0))  # noqa: S311
+    def _count(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._shared["calls"] += 1
 
     def _refusal(self, what: str, response: requests.Response) -> PsaError:
         message = f"{what}: HTTP {response.status_code}{_said(response)}"
@@ -442,6 +458,30 @@ def _money(value: Any, what: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
         raise DocumentError(f"{what}: expected an amount, got {value!r}")
     return Decimal(value)
+
+
+def _payment_reply(reply: Any, path: str) -> dict[str, Any]:
+    """A written payment as ConnectWise answered it; a reply without its amount is no answer."""
+    if (
+        not isinstance(reply, dict)
+        or isinstance(reply.get("amount"), bool)
+        or not isinstance(reply.get("amount"), int | Decimal)
+    ):
+        raise OutcomeUnknownError(
+            f"{path}: the reply holds no payment amount; ConnectWise may have applied it"
+        )
+    return reply
+
+
+def _holds(payment: dict[str, Any], body: dict[str, Any]) -> bool:
+    """Whether ConnectWise's payment already holds the amount and date of `body`."""
+    try:
+        held = datetime.fromisoformat(str(payment.get("paymentDate")).replace("Z", "+00:00"))
+        wanted = datetime.fromisoformat(str(body["paymentDate"]).replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    amount = payment.get("amount")
+    return isinstance(amount, int | Decimal) and Decimal(amount) == body["amount"] and held == wanted
 
 
 def _decode(response: requests.Response, what: str) -> Any:

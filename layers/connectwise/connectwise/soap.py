@@ -22,8 +22,10 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 from zeep.wsdl import Document
 
-from connectwise.accounting import TRANSIENT_STATUSES, SiteLogin
+from connectwise import transport
+from connectwise.accounting import SiteLogin
 from connectwise.errors import AuthenticationError, ConnectWiseError, PsaError, TransportError
+from connectwise.transport import MAX_WAIT, TRANSIENT_STATUSES
 
 WSDL_DIR = Path(__file__).resolve().parent / "wsdl"
 T = TypeVar("T")
@@ -98,6 +100,20 @@ class _NoNetwork(zeep.Transport):
         return super().load(url)  # type: ignore[no-any-return]
 
 
+class _WaitTooLongError(TransportError):
+    """ConnectWise's Retry-After is longer than a client sleeps: the queue or schedule retries."""
+
+
+class _CappedRetry(Retry):
+    """urllib3's retries, but a Retry-After above MAX_WAIT is not slept through."""
+
+    def get_retry_after(self, response: Any) -> float | None:
+        seconds = super().get_retry_after(response)
+        if seconds is not None and seconds > MAX_WAIT:
+            raise _WaitTooLongError(f"ConnectWise asked to wait {seconds:g} s; retried later", status=429)
+        return seconds
+
+
 class SoapClient:
     """Reports and Find operations of one site, as one integrator login."""
 
@@ -105,8 +121,8 @@ class SoapClient:
         self, login: IntegratorLogin, *, timeout: float = 60.0, retries: int = 3, backoff: float = 0.5
     ):
         self.login = login
-        session = requests.Session()
-        retry = Retry(
+        session = transport.new_session()
+        retry = _CappedRetry(
             total=retries,
             backoff_factor=backoff,
             backoff_max=30,
