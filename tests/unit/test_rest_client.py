@@ -17,7 +17,6 @@ from connectwise.errors import (
     DocumentError,
     OutcomeUnknownError,
     PsaError,
-    TransportError,
     UnknownBatchError,
     UnknownInvoiceError,
 )
