@@ -9,7 +9,7 @@ TOOLS := .tools
 PY := $(VENV)/bin/python
 SAM := $(TOOLS)/bin/sam
 
-.PHONY: install run test lint build deploy bench clean
+.PHONY: install run test lint build deploy bench lock clean
 
 install: $(VENV)/.installed $(TOOLS)/.installed
 
@@ -39,6 +39,13 @@ lint: install
 # Benchmarks print ratios against a baseline measured in the same run; not part of make test.
 bench: install
 	$(PY) -m scripts.bench
+
+# The layer is built from a lock of every transitive dependency with its hashes, resolved for
+# the Lambda runtime (python3.13, arm64): a rebuild installs exactly these files or fails.
+lock: $(TOOLS)/.installed
+	$(TOOLS)/bin/uv pip compile layers/connectwise/requirements.txt --generate-hashes --quiet \
+		--python-version 3.13 --python-platform aarch64-manylinux2014 \
+		--custom-compile-command "make lock" -o layers/connectwise/requirements.lock
 
 build: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM) build

@@ -29,6 +29,7 @@ from scripts.lambda_local import invoke, poll_sqs, schedule_input
 from scripts.local_aws import ROOT, Stack, aws_client, create_stack, moto_server, use_endpoint
 
 CONNECTION = "main"
+CENT = Decimal("0.01")
 BACKENDS = ("accounting_interface", "rest")
 INTEGRATOR = {"login_id": "integrator", "password": "sandbox-integrator"}
 SANDBOX_LOGINS: dict[str, dict[str, Any]] = {  # the sandbox's well-known logins, per backend
@@ -174,8 +175,19 @@ def run_payments(env: LocalEnvironment) -> dict[str, Any]:
     """The accounting system's payments through SQS: one of each case the connector handles."""
     stack = env.stack
     invoices = requests.get(f"http://{env.sandbox_site}/_sandbox/invoices", timeout=10).json()
-    normal, partial, over = invoices[0], invoices[1], invoices[2]
+    normal, partial, over, zynk = invoices[0], invoices[1], invoices[2], invoices[3]
     first_part = (Decimal(partial["total"]) * Decimal("0.4")).quantize(Decimal("0.01"))
+
+    def paid_to_date(invoice: str, amount: Decimal, day: int) -> str:
+        """Zynk's XML without PaymentId: the invoice's paid-to-date amount, set, not added."""
+        return (
+            "<ArrayOfUpdateInvoicePayment><UpdateInvoicePayment>"
+            f"<InvoiceNumber>{invoice}</InvoiceNumber><PaidAmount>{amount}</PaidAmount>"
+            f"<DatePaid>2026-11-{day:02d}T10:00:00+00:00</DatePaid>"
+            "</UpdateInvoicePayment></ArrayOfUpdateInvoicePayment>"
+        )
+
+    zynk_total = Decimal(zynk["total"])
 
     def payment(invoice: str, amount: Decimal | str, payment_id: str, day: int) -> str:
         return json.dumps(
@@ -200,6 +212,11 @@ def run_payments(env: LocalEnvironment) -> dict[str, Any]:
         ("overpayment by 25.00", payment(over["number"], Decimal(over["total"]) + 25, "PAY-1004", 23)),
         ("unknown invoice", payment("CW-99999", "50.00", "PAY-1005", 24)),
         ("malformed message", "this is not a payment"),
+        ("paid to date: 30%", paid_to_date(zynk["number"], (zynk_total * Decimal("0.3")).quantize(CENT), 25)),
+        (
+            "paid to date: 70% (replaces the 30%)",
+            paid_to_date(zynk["number"], (zynk_total * Decimal("0.7")).quantize(CENT), 26),
+        ),
     ]
     sqs = stack.client("sqs")
     for _, body in cases:
@@ -215,7 +232,7 @@ def run_payments(env: LocalEnvironment) -> dict[str, Any]:
         "responses": responses,
         "outcomes": outcomes,
         "dead_letters": _queue_depth(stack, "PaymentsDeadLetterQueue"),
-        "invoices": [final[i["number"]] for i in (normal, partial, over)],
+        "invoices": [final[i["number"]] for i in (normal, partial, over, zynk)],
         "events": Counter(e["detail-type"] for e in env.events()),
     }
 
@@ -316,21 +333,27 @@ def print_payments(report: dict[str, Any]) -> None:
     print(f"   sent: {', '.join(report['cases'])}")
     failures = sum(len(r.get("batchItemFailures", [])) for r in report["responses"])
     print(f"   delivered in {len(report['responses'])} batch(es); messages returned for retry: {failures}\n")
-    print(f"   {'payment':<10} {'invoice':<10} {'amount':>10}  outcome")
-    for row in report["outcomes"]:
+    print(f"   {'payment':<12} {'invoice':<10} {'amount':>10}  outcome")
+    for row in sorted(report["outcomes"], key=lambda r: (r["kind"], r["payment_id"] or "~")):
         status = row["status"]
         detail = {
             "applied": f"ConnectWise now holds {row['connectwise_amount']} of {row['invoice_total']}",
             "failed": row["error"],
             "overage": row["error"],
         }[status]
+        shown = "paid-to-date" if row["kind"] == "paid_to_date" else row["payment_id"] or "-"
         print(
-            f"   {row['payment_id'] or '-':<10} {row['invoice_number'] or '-':<10} {row['paid_amount'] or '-':>10}  {status}: {detail}"
+            f"   {shown:<12} {row['invoice_number'] or '-':<10} {row['paid_amount'] or '-':>10}  {status}: {detail}"
         )
     applied_1001 = sum(
         1 for row in report["outcomes"] if row["payment_id"] == "PAY-1001" and row["status"] == "applied"
     )
     print(f"   PAY-1001 was sent twice and applied {applied_1001} time(s)")
+    zynk = report["invoices"][-1]
+    print(
+        f"   {zynk['number']} was sent paid-to-date amounts of 30% and 70% (Zynk's XML without PaymentId): "
+        f"it holds {zynk['paid_amount']} of {zynk['total']}, the latest amount, not their sum"
+    )
     print(f"   dead-letter queue: {report['dead_letters']} message(s) (the malformed one, with its error)")
     print(f"\n   {'invoice':<10} {'total':>10} {'paid':>10}  date paid")
     for invoice in report["invoices"]:

@@ -6,10 +6,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from connector.gl_batches import DownloadRequest, download_gl_batch
 from connector.runtime import logger, parse_request, services
+from connectwise.transport import Deadline
 
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_request(event, DownloadRequest)
     logger.append_keys(connection=request.connection)
-    return download_gl_batch(request, services())
+    return download_gl_batch(request, services(), Deadline.of(context))

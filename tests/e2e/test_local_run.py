@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,9 @@ def test_make_run_pipeline(tmp_path: Path) -> None:
     assert "failed: Cannot find Invoice Number CW-99999" in payments
     assert "overage: Paid amount exceeds the invoice total" in payments and "discarded 25.00" in payments
     assert "dead-letter queue: 1 message(s)" in payments
+    zynk = next(line for line in payments.splitlines() if "paid-to-date amounts of 30% and 70%" in line)
+    held, total = zynk.split("it holds ")[1].split(", the latest")[0].split(" of ")
+    assert Decimal(held) == (Decimal(total) * Decimal("0.7")).quantize(Decimal("0.01"))
     success_files = sorted((legacy / "payments").rglob("*-success.xml"), key=lambda p: p.name)
     assert sum(f.read_text().count("<UpdateInvoicePayment>") for f in success_files) == 5  # + PAY-2001 below
 

@@ -448,3 +448,112 @@ def test_transient_failures_end_in_the_dlq_after_the_redrive_limit(env: LocalEnv
     assert poll_sqs(env.stack, "ConfirmationQueue", "UpdateGLBatchFunction") == []
     [dead] = dead_letters(env)
     assert json.loads(dead["Body"])["batch_id"] == batch_id
+
+
+# --- confirmations under faults (issue 10) ---------------------------------------------------
+
+
+def test_a_confirmation_naming_entries_a_posted_batch_was_not_posted_with_is_refused_loudly(
+    env: LocalEnvironment, capsys: Any
+) -> None:
+    first = download(env, {"connection": "main", "kinds": ["invoices"]})
+    document = stored_batch(env, first["keys"]["glexport"], first["batch_id"]).document
+    accepted = document.Transactions[0]
+    ids = accepted.GLEntryRecID + [i for detail in accepted.Details for i in detail.GLEntryRecID]
+    partial = {"connection": "main", "batch_id": first["batch_id"], "gl_entry_ids": ids}
+    confirm(env, partial)
+    env.events()
+    # Later the accounting system says it posted every record of the batch.
+    assert confirm(env, {"connection": "main", "batch_id": first["batch_id"]}) == [{"batchItemFailures": []}]
+    [dead] = dead_letters(env)
+    error = dead["MessageAttributes"]["error"]["StringValue"]
+    assert f"batch {first['batch_id']} was already posted with {len(ids)} of its" in error
+    assert "They stayed unposted on ConnectWise and are handed out again" in error
+    [refused] = env.events()
+    assert refused["detail-type"] == "GLBatchConfirmationRefused" and refused["detail"]["gl_entry_ids"]
+    assert not set(refused["detail"]["gl_entry_ids"]) & set(ids)
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert metrics[-1]["ConfirmationsRejected"] == [1.0]
+    assert batches(env) == {f"batch#main#{first['batch_id']}": "POSTED"}
+    # The same partial confirmation again is a redelivery: nothing to do, nothing refused.
+    assert confirm(env, partial) == [{"batchItemFailures": []}]
+    assert dead_letters(env) == [] and env.events() == []
+
+
+def test_a_failed_batch_keeps_its_confirmation_and_the_same_confirmation_sent_again_posts_it(
+    env: LocalEnvironment, sandbox: SandboxServer
+) -> None:
+    first = download(env, {"connection": "main", "kinds": ["invoices"]})
+    env.events()
+    sandbox.faults.set({"statuses": [400]})  # ConnectWise refuses this once
+    confirm(env, {"connection": "main", "batch_id": first["batch_id"]})
+    assert batches(env) == {f"batch#main#{first['batch_id']}": "FAILED"}
+    [failed] = env.events()
+    kept = failed["detail"]["confirmation"]
+    assert kept == f"gl-batches/main/{first['batch_id']}/confirmation.json"
+    assert ledger_items(env)[f"batch#main#{first['batch_id']}"]["confirmation"]["S"] == kept
+    stored = json.loads(s3_body(env, kept))
+    manifest = json.loads(s3_body(env, first["keys"]["manifest"]))
+    assert stored["gl_entry_ids"] == manifest["gl_entry_ids"]
+    assert confirm(env, s3_body(env, kept).decode()) == [{"batchItemFailures": []}]  # re-sent as kept
+    assert batches(env) == {f"batch#main#{first['batch_id']}": "POSTED"}
+    assert sandbox.accounting.unposted_invoice_numbers() == []
+
+
+def test_an_update_whose_reply_is_cut_short_is_checked_against_connectwise(
+    env: LocalEnvironment, sandbox: SandboxServer
+) -> None:
+    """ConnectWise posted, but the reply did not arrive whole: the batch is POSTED, not FAILED."""
+    first = download(env)
+    sandbox.faults.set({"malformed": 1, "methods": ["POST"]})  # the update runs, its reply is cut
+    assert confirm(env, {"connection": "main", "batch_id": first["batch_id"]}) == [{"batchItemFailures": []}]
+    assert batches(env) == {f"batch#main#{first['batch_id']}": "POSTED"}
+    assert detail_types(env) == ["GLBatchDownloaded", "GLBatchPosted"]
+    assert download(env)["status"] == "empty"
+
+
+def test_an_update_lost_before_connectwise_ran_it_is_retried_not_failed(
+    env: LocalEnvironment, sandbox: SandboxServer
+) -> None:
+    first = download(env)
+    sandbox.faults.set({"statuses": [502], "methods": ["POST"]})  # a gateway gave up: did it run?
+    sqs = env.stack.client("sqs")
+    sqs.send_message(
+        QueueUrl=env.stack.physical["ConfirmationQueue"],
+        MessageBody=json.dumps({"connection": "main", "batch_id": first["batch_id"]}),
+    )
+    [retried] = poll_sqs(env.stack, "ConfirmationQueue", "UpdateGLBatchFunction")
+    assert len(retried["batchItemFailures"]) == 1  # ConnectWise does not hold it: retried
+    assert batches(env) == {f"batch#main#{first['batch_id']}": "DOWNLOADED"}
+    assert poll_sqs(env.stack, "ConfirmationQueue", "UpdateGLBatchFunction") == [{"batchItemFailures": []}]
+    assert batches(env) == {f"batch#main#{first['batch_id']}": "POSTED"}
+
+
+def test_abandoning_a_posted_batch_is_a_clear_permanent_refusal(env: LocalEnvironment) -> None:
+    first = download(env)
+    confirm(env, {"connection": "main", "batch_id": first["batch_id"]})
+    abandon = {"connection": "main", "batch_id": first["batch_id"], "action": "abandon"}
+    assert confirm(env, abandon) == [{"batchItemFailures": []}]  # not retried: it can never succeed
+    [dead] = dead_letters(env)
+    assert (
+        "is POSTED: its records are posted on ConnectWise and cannot be given back"
+        in (dead["MessageAttributes"]["error"]["StringValue"])
+    )
+    assert batches(env) == {f"batch#main#{first['batch_id']}": "POSTED"}
+
+
+def test_a_poison_confirmation_fails_alone(env: LocalEnvironment) -> None:
+    first = download(env)
+    poison = "[" * 100_000 + "]" * 100_000  # RecursionError in the JSON decoder
+    assert confirm(env, poison, {"connection": "main", "batch_id": first["batch_id"]}) == [
+        {"batchItemFailures": []}
+    ]
+    assert batches(env) == {f"batch#main#{first['batch_id']}": "POSTED"}
+    [dead] = dead_letters(env)
+    assert "expected a JSON object" in dead["MessageAttributes"]["error"]["StringValue"]
+
+
+@pytest.mark.parametrize("event", [None, {}, {"Records": [{"messageId": "m1"}]}])
+def test_a_malformed_sqs_event_is_a_clear_error(env: LocalEnvironment, event: Any) -> None:
+    with pytest.raises(InvalidRequestError, match="not an SQS event"):
+        invoke(env.stack, "UpdateGLBatchFunction", event)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from connector.errors import InvalidRequestError
 from connector.payment_ledger import PaymentLedger
 from connector.payments import HOLD_AFTER_UNKNOWN, Message, apply_payment_messages
 from connectwise.accounting import AccountingClient
@@ -15,6 +16,7 @@ from connectwise.rest import RestClient
 from sandbox.server import SandboxServer
 from scripts.lambda_local import invoke, load_module, poll_sqs, sqs_event
 from scripts.local_run import LocalEnvironment
+from tests.conftest import rest_connection, sandbox_connection
 
 QUEUE, FUNCTION = "PaymentsQueue", "UploadInvoicePaymentsFunction"
 
@@ -467,3 +469,211 @@ def fake_clock(env: LocalEnvironment, monkeypatch: pytest.MonkeyPatch) -> list[f
     now = [time.time()]
     monkeypatch.setattr(services(), "clock", lambda: now[0])
     return now
+
+
+# --- money safety under faults (issue 10) ----------------------------------------------------
+
+WRITES = {"accounting_interface": ["POST"], "rest": ["POST", "PUT"]}
+
+
+def test_a_payment_failed_for_refused_credentials_is_applied_once_the_secret_is_fixed(
+    env: LocalEnvironment, sandbox: SandboxServer
+) -> None:
+    from aws_lambda_powertools.utilities import parameters
+
+    target = invoice(sandbox)
+    secrets = env.stack.client("secretsmanager")
+    good = secrets.get_secret_value(SecretId="connectwise/main")["SecretString"]
+    wrong = json.loads(good) | (
+        {"private_key": "rotated"} if env.backend == "rest" else {"password": "rotated"}
+    )
+    secrets.put_secret_value(SecretId="connectwise/main", SecretString=json.dumps(wrong))
+    parameters.clear_caches()  # a container that read the rotated secret
+    send(env, payment(target.number, "10.00", "P1"))
+    assert deliver(env) == [{"batchItemFailures": []}]
+    [failed] = rows(env, "fail.jsonl")
+    assert failed["payment_id"] == "P1" and failed["status"] == "failed"
+    [dead] = dead_letters(env)  # kept, to be re-driven once the secret is fixed
+    assert "rotated" not in json.dumps(dead) and dead["MessageAttributes"]["error"]["StringValue"]
+    assert ledger(env).read("main", target.number).payments["P1"].state == "failed"
+    assert target.paid_amount == 0
+
+    secrets.put_secret_value(SecretId="connectwise/main", SecretString=good)  # the operator's fix
+    send(env, dead["Body"])  # the DLQ re-driven (within the secret's cache time: it is read afresh)
+    assert deliver(env) == [{"batchItemFailures": []}]
+    assert target.paid_amount == Decimal("10.00")
+    assert [r["payment_id"] for r in rows(env, "success.jsonl")] == ["P1"]
+    send(env, payment(target.number, "10.00", "P1"))  # the accounting system re-sends it too
+    deliver(env)
+    assert target.paid_amount == Decimal("10.00") and len(rows(env, "success.jsonl")) == 1
+
+
+def test_a_payment_refused_by_connectwise_is_tried_again_when_sent_again(
+    env: LocalEnvironment, sandbox: SandboxServer
+) -> None:
+    target = invoice(sandbox)
+    sandbox.faults.set({"statuses": [400], "methods": WRITES[env.backend]})
+    send(env, payment(target.number, "10.00", "P1"))
+    deliver(env)
+    assert [r["payment_id"] for r in rows(env, "fail.jsonl")] == ["P1"] and target.paid_amount == 0
+    send(env, payment(target.number, "10.00", "P1"))
+    assert deliver(env) == [{"batchItemFailures": []}]
+    assert target.paid_amount == Decimal("10.00")
+    assert [r["payment_id"] for r in rows(env, "success.jsonl")] == ["P1"]
+    assert [e["detail-type"] for e in env.events()] == ["InvoicePaymentFailed", "InvoicePaymentApplied"]
+
+
+def test_a_payment_applied_behind_an_unreadable_reply_stays_counted(
+    env: LocalEnvironment, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = invoice(sandbox)
+    clock = fake_clock(env, monkeypatch)
+    sandbox.faults.set({"malformed": 1, "methods": WRITES[env.backend]})  # applied, reply cut short
+    send(env, payment(target.number, "10.00", "P1"))
+    [first] = deliver(env)
+    assert target.paid_amount == Decimal("10.00")
+    assert rows(env, "fail.jsonl") == []  # never reported failed
+    if env.backend == "rest":  # REST reads the payment back: it holds the amount, so applied
+        assert first == {"batchItemFailures": []}
+    else:  # the Accounting Interface cannot read back: unknown, counted, held, retried later
+        assert len(first["batchItemFailures"]) == 1
+        entry = ledger(env).read("main", target.number).payments["P1"]
+        assert (entry.state, entry.doubt) == ("pending", True)
+    send(env, payment(target.number, "5.00", "P2"))
+    deliver(env)
+    clock[0] += HOLD_AFTER_UNKNOWN + 1
+    deliver(env)
+    assert target.paid_amount == Decimal("15.00")  # P1 was never dropped from the sum
+    assert sorted(r["payment_id"] for r in rows(env, "success.jsonl")) == ["P1", "P2"]
+
+
+def test_a_write_landing_late_cannot_overwrite_a_newer_amount(
+    env: LocalEnvironment, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write ConnectWise runs after the client gave up on it holds the invoice for a while:
+    nothing newer is written until it can no longer land."""
+    import dataclasses
+
+    from connector.runtime import services
+
+    target = invoice(sandbox)
+    clock = fake_clock(env, monkeypatch)
+    impatient = RestClient if env.backend == "rest" else AccountingClient
+    login = rest_connection(sandbox) if env.backend == "rest" else sandbox_connection(sandbox)
+    client = impatient(login, timeout=(2.0, 0.3), backoff=0)  # type: ignore[arg-type]
+    svc = dataclasses.replace(services(), client_for=lambda _: client)
+    sandbox.faults.set({"hangs": 1, "hang_seconds": 0.8, "methods": WRITES[env.backend]})
+    first = apply_payment_messages([Message("A", json.dumps(payment(target.number, "10.00", "P1")))], svc)
+    assert first.retry == ["A"] and first.outcomes == []  # unknown: counted, held, retried later
+    second = apply_payment_messages([Message("B", json.dumps(payment(target.number, "5.00", "P2")))], svc)
+    assert second.retry == ["B"]  # held: P2 is added, not sent
+    time.sleep(0.8)  # the late write lands
+    assert target.paid_amount == Decimal("10.00")
+    clock[0] += HOLD_AFTER_UNKNOWN + 1
+    again = apply_payment_messages([Message("B", json.dumps(payment(target.number, "5.00", "P2")))], svc)
+    assert [(o.payment_id, o.status) for o in again.outcomes] == [("P2", "applied")]
+    assert target.paid_amount == Decimal("15.00")
+    last = apply_payment_messages([Message("A", json.dumps(payment(target.number, "10.00", "P1")))], svc)
+    assert [(o.payment_id, o.status) for o in last.outcomes] == [("P1", "applied")]
+
+
+def test_two_invocations_paying_an_invoice_for_the_first_time_make_one_payment(
+    env: LocalEnvironment, sandbox: SandboxServer
+) -> None:
+    """ConnectWise may accept a second POST for an invoice: the ledger decides who creates."""
+    target = invoice(sandbox)
+    sandbox.faults.set({"latency_ms": 150, "second_payment": True})
+    pending = [
+        sqs_event([_message(f"m{i}", payment(target.number, "7.00", f"P{i}", day=i + 1))], "arn:aws:sqs:q")
+        for i in range(2)
+    ]
+    while pending:
+        pending = [event for event, result in zip(pending, _at_once(env, pending), strict=True) if result]
+    assert target.extra_payments == [] and target.payment_id is not None
+    assert target.paid_amount == Decimal("14.00")
+
+
+def _at_once(env: LocalEnvironment, events: list[dict[str, Any]]) -> list[list[Any]]:
+    """Invoke the function once per event, all at the same time; each one's failed items."""
+    results: dict[int, Any] = {}
+
+    def run(index: int) -> None:
+        results[index] = invoke(env.stack, FUNCTION, events[index])["batchItemFailures"]
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(events))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [results[i] for i in range(len(events))]
+
+
+def test_xml_without_payment_id_is_the_invoices_paid_to_date_amount(
+    env: LocalEnvironment, sandbox: SandboxServer
+) -> None:
+    target = invoice(sandbox)
+
+    def paid_to_date(amount: str, day: int, payment_id: str = "") -> str:
+        extra = f"<PaymentId>{payment_id}</PaymentId>" if payment_id else ""
+        return (
+            "<ArrayOfUpdateInvoicePayment><UpdateInvoicePayment>"
+            f"<InvoiceNumber>{target.number}</InvoiceNumber><PaidAmount>{amount}</PaidAmount>"
+            f"<DatePaid>2026-11-{day:02d}T12:00:00+00:00</DatePaid>{extra}"
+            "</UpdateInvoicePayment></ArrayOfUpdateInvoicePayment>"
+        )
+
+    send(env, paid_to_date("50.00", 1))
+    deliver(env)
+    assert target.paid_amount == Decimal("50.00")
+    send(env, paid_to_date("100.00", 5))  # paid to date: replaces, does not add
+    deliver(env)
+    assert target.paid_amount == Decimal("100.00")
+    send(env, paid_to_date("50.00", 1), paid_to_date("80.00", 3))  # an old one again, an older one late
+    deliver(env)
+    assert target.paid_amount == Decimal("100.00")  # the latest by date paid stands
+    success = rows(env, "success.jsonl")
+    assert {r["kind"] for r in success} == {"paid_to_date"}
+    assert {r["paid_amount"]: r["cumulative"] for r in success} == {
+        "50.00": "50.00",
+        "100.00": "100.00",
+        "80.00": "100.00",
+    }
+    assert "<PaymentId>" not in files(env, "success.xml")[0]
+    send(env, paid_to_date("10.00", 6, payment_id="BANK-1"), payment(target.number, "10.00", "P1", day=7))
+    deliver(env)  # individual payments cannot be mixed in
+    assert target.paid_amount == Decimal("100.00")
+    failed = rows(env, "fail.jsonl")
+    assert len(failed) == 2 and all("is paid by paid-to-date amounts" in r["error"] for r in failed)
+    assert "<PaymentId>BANK-1</PaymentId>" in files(env, "fail.xml")[0]
+
+
+def test_a_poison_message_fails_alone(env: LocalEnvironment, sandbox: SandboxServer) -> None:
+    target = invoice(sandbox)
+    send(env, "[" * 100_000 + "]" * 100_000, payment(target.number, "10.00", "P1"))
+    assert deliver(env) == [{"batchItemFailures": []}]
+    assert target.paid_amount == Decimal("10.00")
+    [dead] = dead_letters(env)
+    assert (
+        "payment message is unreadable: RecursionError" in dead["MessageAttributes"]["error"]["StringValue"]
+    )
+
+
+def test_a_retry_after_longer_than_the_invocation_can_wait_returns_the_message(
+    env: LocalEnvironment, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr("connectwise.transport.time.sleep", waits.append)
+    target = invoice(sandbox)
+    sandbox.faults.set({"statuses": [429], "retry_after": 3600})
+    send(env, payment(target.number, "10.00", "P1"))
+    [first] = deliver(env)
+    assert len(first["batchItemFailures"]) == 1 and waits == []  # not slept: retried by the queue
+    assert deliver(env) == [{"batchItemFailures": []}] and target.paid_amount == Decimal("10.00")
+
+
+@pytest.mark.parametrize(
+    "event", [None, {}, {"Records": [{"messageId": "m1", "receiptHandle": "r"}]}, {"Records": "x"}]
+)
+def test_a_malformed_sqs_event_is_a_clear_error(env: LocalEnvironment, event: Any) -> None:
+    with pytest.raises(InvalidRequestError, match="not an SQS event"):
+        invoke(env.stack, FUNCTION, event)

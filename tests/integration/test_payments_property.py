@@ -208,13 +208,13 @@ class Faults:
             def update_invoice_payment(*args: Any) -> Any:
                 with lock:  # the sandbox's switches are set for this call alone
                     n = next(calls)
-                    if n == self.garbled:
-                        sandbox.faults.set({"malformed": 1, "methods": writes})
-                    if n == self.late:
-                        sandbox.faults.set({"hangs": 1, "hang_seconds": LATE_BY, "methods": writes})
-                        self.late_fired = True
                     if n <= self.refused:
                         return bad.update_invoice_payment(*args)
+                    if n == self.garbled:
+                        sandbox.faults.set({"malformed": 1, "methods": writes})
+                    if n == self.late:  # the round waits for it to land before time moves on
+                        sandbox.faults.set({"hangs": 1, "hang_seconds": LATE_BY, "methods": writes})
+                        self.late_fired = True
                     try:
                         reply = update(*args)
                     finally:

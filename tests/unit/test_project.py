@@ -30,6 +30,38 @@ def test_layer_requirements_pin_the_same_versions_as_pyproject() -> None:
     assert all("==" in dep for dep in project["dependencies"] + project["optional-dependencies"]["dev"])
 
 
+def test_the_layer_is_built_from_a_lock_with_hashes_that_agrees_with_its_requirements() -> None:
+    layer = ROOT / "layers/connectwise"
+    lock = (layer / "requirements.lock").read_text()
+    requirements = [line for line in lock.splitlines() if line and not line.startswith((" ", "#"))]
+    assert requirements and all(line.endswith("\\") for line in requirements)  # each has its hashes
+    assert lock.count("--hash=sha256:") >= len(requirements)
+    locked = pins(requirements)
+    direct = pins((layer / "requirements.txt").read_text().splitlines())
+    assert {name: locked.get(name) for name in direct} == direct
+    assert {"pydantic-core", "urllib3", "lxml"} <= set(locked)  # transitive ones are pinned too
+    assert (
+        "--require-hashes" in (layer / "Makefile").read_text()
+        and "requirements.lock" in (layer / "Makefile").read_text()
+    )
+
+
+def test_every_queue_refuses_requests_without_tls() -> None:
+    resources = load_template()["Resources"]
+    queues = {name for name, r in resources.items() if r["Type"] == "AWS::SQS::Queue"}
+    covered = set()
+    for resource in resources.values():
+        if resource["Type"] != "AWS::SQS::QueuePolicy":
+            continue
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+            if statement["Effect"] == "Deny" and statement["Condition"] == {
+                "Bool": {"aws:SecureTransport": "false"}
+            }:
+                covered |= {arn["Fn::GetAtt"][0] for arn in statement["Resource"]}
+                assert {q["Ref"] for q in resource["Properties"]["Queues"]} >= covered
+    assert queues and covered == queues
+
+
 def test_template_runtime_architecture_and_queue_settings() -> None:
     template = load_template()
     function_globals = template["Globals"]["Function"]

@@ -6,7 +6,12 @@ Money-safety rules (DESIGN.md) and where they are kept:
 * one batch per connection and kind at a time: `Ledger.claim` / the open-batch holders;
 * nothing looks complete before the ledger says so: outputs are written first, the batch is
   recorded after, the event is published last;
-* a redelivered confirmation is a no-op: `Ledger.start_posting` returns a POSTED batch as is.
+* a redelivered confirmation is a no-op: `Ledger.start_posting` returns a POSTED batch as is;
+  a confirmation naming GL entries the batch was not posted with is refused loudly (DLQ, event,
+  metric): those records stayed unposted and are handed out again, never silently;
+* the confirmation being posted is kept with the batch (`confirmation.json`, re-sendable as is);
+* an update that ConnectWise refused, or whose reply was lost, is checked against ConnectWise
+  before the batch is declared FAILED or retried: a batch ConnectWise holds is POSTED.
 """
 
 import uuid
@@ -15,13 +20,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from connector.errors import BatchStateError
-from connector.ledger import ABANDONED, DOWNLOADED, FAILED, OPEN, POSTED, BatchRecord
+from connector.errors import BatchBusyError, BatchStateError
+from connector.ledger import ABANDONED, DOWNLOADED, FAILED, OPEN, POSTED, POSTING, BatchRecord
 from connector.outputs import Store, batch_prefix
 from connector.services import Services
 from connectwise.accounting import RecreateFilters
-from connectwise.errors import ConnectWiseError
+from connectwise.backends import GLBackend
+from connectwise.errors import ConnectWiseError, OutcomeUnknownError
 from connectwise.glexport import GLBatch
+from connectwise.transport import Deadline
 
 Kind = Literal["invoices", "expenses", "procurement"]
 ConnectionName = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -64,7 +71,9 @@ class RecreateRequest(BaseModel):
     owner_level: str | None = None
 
 
-def download_gl_batch(request: DownloadRequest, services: Services) -> dict[str, Any]:
+def download_gl_batch(
+    request: DownloadRequest, services: Services, deadline: Deadline | None = None
+) -> dict[str, Any]:
     """Download the unposted records of the requested kinds as one batch (or re-announce the open one)."""
     ledger, log = services.ledger, services.log
     now = int(services.clock())
@@ -76,7 +85,7 @@ def download_gl_batch(request: DownloadRequest, services: Services) -> dict[str,
         return _held(request, holders, services)
 
     try:
-        client = services.client_for(request.connection)
+        client = services.client_for(request.connection).within(deadline or Deadline())
         batch = client.download_gl_batch(
             invoices="invoices" in request.kinds,
             expenses="expenses" in request.kinds,
@@ -150,7 +159,9 @@ def _held(request: DownloadRequest, holders: list[Any], services: Services) -> d
     }
 
 
-def update_gl_batch(confirmation: PostingConfirmation, services: Services) -> dict[str, Any]:
+def update_gl_batch(
+    confirmation: PostingConfirmation, services: Services, deadline: Deadline | None = None
+) -> dict[str, Any]:
     """Apply a posting confirmation: add the posted GL entries to the batch on ConnectWise."""
     ledger, log = services.ledger, services.log
     conn, batch_id = confirmation.connection, confirmation.batch_id
@@ -161,50 +172,123 @@ def update_gl_batch(confirmation: PostingConfirmation, services: Services) -> di
         )
     now = int(services.clock())
     if confirmation.action == "abandon":
-        if record.status == ABANDONED:
-            return {"status": "already-abandoned", "connection": conn, "batch_id": batch_id}
-        ledger.abandon(record, now)
-        services.notices.publish("GLBatchAbandoned", {"connection": conn, "batch_id": batch_id})
-        log.warning(
-            "batch abandoned; its records go back to ConnectWise's unposted lists",
-            extra={"connection": conn, "batch_id": batch_id},
-        )
-        return {"status": "abandoned", "connection": conn, "batch_id": batch_id}
-    if record.status == POSTED:
-        log.info(
-            "confirmation for a posted batch: nothing to do", extra={"connection": conn, "batch_id": batch_id}
-        )
-        return {"status": "already-posted", "connection": conn, "batch_id": batch_id}
-
+        return _abandon(record, services)
     ids = _ids_to_post(record, confirmation, services.store)
-    record = ledger.start_posting(conn, batch_id, now, services.settings.stale_after_seconds)
-    if record.status == POSTED:  # a concurrent delivery finished first
-        return {"status": "already-posted", "connection": conn, "batch_id": batch_id}
+    if record.status != POSTED:
+        record = ledger.start_posting(conn, batch_id, now, services.settings.stale_after_seconds)
+    if record.status == POSTED:  # a redelivery, or a concurrent delivery finished first
+        return _posted_already(record, ids, services)
+
+    kept = services.store.put_json(
+        batch_prefix(conn, batch_id) + CONFIRMATION,
+        confirmation.model_dump(mode="json") | {"gl_entry_ids": ids},
+    )
+    client = services.client_for(conn).within(deadline or Deadline())
     try:
-        services.client_for(conn).update_gl_batch(batch_id, ids, kinds=record.kinds)
-    except ConnectWiseError as exc:
-        if exc.transient:
+        client.update_gl_batch(batch_id, ids, kinds=record.kinds)
+    except BaseException as exc:
+        try:
+            held = isinstance(exc, ConnectWiseError) and _holds_batch(client, batch_id, exc)
+        except BaseException:
             ledger.abort_posting(record, int(services.clock()))
             raise
-        ledger.fail_posting(record, exc.message, int(services.clock()))
-        failure = {"connection": conn, "batch_id": batch_id, "error": exc.message}
-        services.notices.publish("GLBatchFailed", failure)
-        log.error("ConnectWise refused the batch update", extra=failure)
-        return {"status": "failed"} | failure
-    except BaseException:
-        ledger.abort_posting(record, int(services.clock()))
-        raise
-    ledger.finish_posting(record, len(ids), int(services.clock()))
+        if not held:
+            if not isinstance(exc, ConnectWiseError) or exc.transient:
+                ledger.abort_posting(record, int(services.clock()))
+                raise
+            ledger.fail_posting(record, exc.message, int(services.clock()), kept)
+            failure = {"connection": conn, "batch_id": batch_id, "error": exc.message, "confirmation": kept}
+            services.notices.publish("GLBatchFailed", failure)
+            log.error("ConnectWise refused the batch update", extra=failure)
+            return {"status": "failed"} | failure
+        log.warning(
+            "the update's reply said otherwise, but ConnectWise holds the batch: posted",
+            extra={"connection": conn, "batch_id": batch_id, "error": str(exc)},
+        )
+    ledger.finish_posting(record, len(ids), int(services.clock()), kept)
     detail = {
         "connection": conn,
         "batch_id": batch_id,
         "posted": len(ids),
         "gl_entry_count": record.gl_entry_count,
         "partial": len(ids) < record.gl_entry_count,
+        "confirmation": kept,
     }
     services.notices.publish("GLBatchPosted", detail)
     log.info("batch posted", extra=detail)
     return {"status": "posted"} | detail
+
+
+CONFIRMATION = "confirmation.json"
+
+
+def _holds_batch(client: GLBackend, batch_id: str, exc: ConnectWiseError) -> bool:
+    """After a refused update or one whose reply was lost: does ConnectWise hold the batch?
+    (A reply can be lost after ConnectWise posted, and a retry can be refused because it did.)
+    A transient fault that surely did not run needs no look; a look that cannot be made now
+    raises, and the confirmation is retried."""
+    if exc.transient and not isinstance(exc, OutcomeUnknownError):
+        return False
+    try:
+        return client.is_batch_posted(batch_id)
+    except ConnectWiseError as check:
+        if check.transient or isinstance(exc, OutcomeUnknownError):
+            raise
+        return False
+
+
+def _posted_already(record: BatchRecord, ids: list[int], services: Services) -> dict[str, Any]:
+    """A confirmation for a POSTED batch: nothing to do if it names only entries posted with it;
+    otherwise refused loudly, since its other records stayed unposted on ConnectWise."""
+    conn, batch_id = record.connection, record.batch_id
+    posted = _posted_ids(record, services.store)
+    extra = sorted(set(ids) - posted) if posted is not None else sorted(ids)
+    if not extra:
+        services.log.info(
+            "confirmation for a posted batch: nothing to do", extra={"connection": conn, "batch_id": batch_id}
+        )
+        return {"status": "already-posted", "connection": conn, "batch_id": batch_id}
+    shown = ", ".join(str(i) for i in extra[:10]) + (" ..." if len(extra) > 10 else "")
+    error = (
+        f"batch {batch_id} was already posted with {record.posted_count} of its {record.gl_entry_count} GL "
+        f"entries; this confirmation names {len(extra)} more ({shown}). They stayed unposted on "
+        "ConnectWise and are handed out again in a later batch: confirm them with that batch"
+    )
+    services.notices.publish(
+        "GLBatchConfirmationRefused",
+        {"connection": conn, "batch_id": batch_id, "error": error, "gl_entry_ids": extra[:100]},
+    )
+    raise BatchStateError(error)
+
+
+def _posted_ids(record: BatchRecord, store: Store) -> set[int] | None:
+    """The GL entries the batch was posted with: its kept confirmation's, or (for a batch posted
+    before confirmations were kept) all of them if all were posted; None if that cannot be told."""
+    if record.confirmation:
+        return set(store.get_json(record.confirmation)["gl_entry_ids"])
+    if record.posted_count == record.gl_entry_count:
+        return set(store.get_json(record.keys["manifest"])["gl_entry_ids"])
+    return None
+
+
+def _abandon(record: BatchRecord, services: Services) -> dict[str, Any]:
+    conn, batch_id = record.connection, record.batch_id
+    if record.status == ABANDONED:
+        return {"status": "already-abandoned", "connection": conn, "batch_id": batch_id}
+    if record.status == POSTED:
+        raise BatchStateError(
+            f"batch {batch_id} is POSTED: its records are posted on ConnectWise and cannot be given back; "
+            "nothing was changed"
+        )
+    if record.status == POSTING:
+        raise BatchBusyError(f"batch {batch_id} is being updated by another invocation; retried later")
+    services.ledger.abandon(record, int(services.clock()))
+    services.notices.publish("GLBatchAbandoned", {"connection": conn, "batch_id": batch_id})
+    services.log.warning(
+        "batch abandoned; its records go back to ConnectWise's unposted lists",
+        extra={"connection": conn, "batch_id": batch_id},
+    )
+    return {"status": "abandoned", "connection": conn, "batch_id": batch_id}
 
 
 def _ids_to_post(record: BatchRecord, confirmation: PostingConfirmation, store: Store) -> list[int]:
@@ -221,13 +305,19 @@ def _ids_to_post(record: BatchRecord, confirmation: PostingConfirmation, store: 
     return given
 
 
-def recreate_gl_batch(request: RecreateRequest, services: Services) -> dict[str, Any]:
+def recreate_gl_batch(
+    request: RecreateRequest, services: Services, deadline: Deadline | None = None
+) -> dict[str, Any]:
     """Download an updated batch again, with filters; write it under the batch with the request."""
-    batch = services.client_for(request.connection).recreate_gl_batch(
-        request.batch_id,
-        filters=request.filters,
-        thru_date=request.thru_date,
-        owner_level=request.owner_level,
+    batch = (
+        services.client_for(request.connection)
+        .within(deadline or Deadline())
+        .recreate_gl_batch(
+            request.batch_id,
+            filters=request.filters,
+            thru_date=request.thru_date,
+            owner_level=request.owner_level,
+        )
     )
     stamp = datetime.fromtimestamp(services.clock(), UTC).strftime("%Y%m%dT%H%M%SZ")
     prefix = f"{batch_prefix(request.connection, request.batch_id)}recreated/{stamp}-{uuid.uuid4().hex[:6]}/"

@@ -59,6 +59,7 @@ class BatchRecord:
     posted_count: int = 0
     error: str = ""
     updated_at: int = 0
+    confirmation: str = ""  # S3 key of the confirmation it was posted (or failed) with
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = batch_key(self.connection, self.batch_id) | {
@@ -76,6 +77,8 @@ class BatchRecord:
         }
         if self.error:
             item["error"] = {"S": self.error}
+        if self.confirmation:
+            item["confirmation"] = {"S": self.confirmation}
         return item
 
     @classmethod
@@ -93,6 +96,7 @@ class BatchRecord:
             gl_entry_count=int(item["gl_entry_count"]["N"]),
             posted_count=int(item.get("posted_count", {"N": "0"})["N"]),
             error=item.get("error", {"S": ""})["S"],
+            confirmation=item.get("confirmation", {"S": ""})["S"],
         )
 
     def totals_as_decimal(self) -> dict[str, Decimal]:
@@ -260,24 +264,28 @@ class Ledger:
             return current
         raise BatchStateError(f"batch {batch_id} is {current.status} and cannot be posted")
 
-    def finish_posting(self, batch: BatchRecord, posted_count: int, now: int) -> None:
+    def finish_posting(self, batch: BatchRecord, posted_count: int, now: int, confirmation: str) -> None:
         """POSTING -> POSTED and release the batch's kinds, atomically."""
-        self._close(batch, POSTED, (POSTING,), now, {"posted_count": {"N": str(posted_count)}})
+        extra = {"posted_count": {"N": str(posted_count)}, "confirmation": {"S": confirmation}}
+        self._close(batch, POSTED, (POSTING,), now, extra)
 
     def abandon(self, batch: BatchRecord, now: int) -> None:
         """DOWNLOADED or FAILED -> ABANDONED: an operator gives the records back to ConnectWise's lists."""
         self._close(batch, ABANDONED, (DOWNLOADED, FAILED), now, {})
 
-    def fail_posting(self, batch: BatchRecord, error: str, now: int) -> None:
-        """POSTING -> FAILED; the batch keeps its kinds so its records are not handed out again."""
-        if not self._leave_posting(batch, FAILED, now, error):
+    def fail_posting(self, batch: BatchRecord, error: str, now: int, confirmation: str) -> None:
+        """POSTING -> FAILED; the batch keeps its kinds so its records are not handed out again,
+        and the confirmation it failed with, to be sent again."""
+        if not self._leave_posting(batch, FAILED, now, error, confirmation):
             raise BatchBusyError(f"batch {batch.batch_id} changed state while failing it")
 
     def abort_posting(self, batch: BatchRecord, now: int) -> None:
         """POSTING -> DOWNLOADED after a transient failure, so the retry can start at once."""
         self._leave_posting(batch, DOWNLOADED, now)
 
-    def _leave_posting(self, batch: BatchRecord, status: str, now: int, error: str = "") -> bool:
+    def _leave_posting(
+        self, batch: BatchRecord, status: str, now: int, error: str = "", confirmation: str = ""
+    ) -> bool:
         """POSTING -> `status` (recording `error` if any); False if the batch was not POSTING."""
         names = {"#status": "status"}
         values = {":status": {"S": status}, ":posting": {"S": POSTING}, ":now": {"N": str(now)}}
@@ -286,6 +294,9 @@ class Ledger:
             names["#error"] = "error"
             values[":error"] = {"S": error[:1000]}
             update += ", #error = :error"
+        if confirmation:
+            values[":confirmation"] = {"S": confirmation}
+            update += ", confirmation = :confirmation"
         try:
             self.db.update_item(
                 TableName=self.table,

@@ -1,5 +1,6 @@
 """What a Lambda handler needs: services built once per container, events parsed into models."""
 
+import logging
 import threading
 from collections.abc import Callable
 from functools import cache
@@ -22,6 +23,9 @@ from connectwise.backends import AnyConnection, GLBackend, client_for
 from connectwise.errors import ConnectWiseError
 
 logger = Logger(service="connectwise-connector")
+# botocore logs whole replies at DEBUG, GetSecretValue's (the connection's keys) included: never
+# let that through, whatever level the function's or the Lambda runtime's logging is set to.
+logging.getLogger("botocore").setLevel(logging.INFO)
 
 M = TypeVar("M", bound=BaseModel)
 L = TypeVar("L")  # a login read from a connection's secret

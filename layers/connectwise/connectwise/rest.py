@@ -403,7 +403,12 @@ class RestClient:
             data=data,
             headers=(headers or {}) | ({"Content-Type": "application/json"} if data else {}),
             auth=None if auth else _NoAuth(),
-            hooks={"response": [self._count]} if auth else {},
+            # Request hooks replace the session's: the redirect refusal is named again here.
+            hooks={
+                "response": [transport.refuse_redirects, self._count]
+                if auth
+                else [transport.refuse_redirects]
+            },
         )
         if response.status_code >= 400:
             raise self._refusal(what, response)
