@@ -7,6 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from connector.runtime import logger, parse_request, services
 from connector.soap_tasks import RunReportRequest, run_report
+from connectwise.transport import Deadline
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -14,4 +15,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     request = parse_request(event, RunReportRequest)
     logger.append_keys(connection=request.connection, report=request.report)
     svc = services()
-    return run_report(request, svc, svc.soap_for(request.connection), context.aws_request_id)
+    client = svc.soap_for(request.connection).within(Deadline.of(context))
+    return run_report(request, svc, client, context.aws_request_id)

@@ -128,3 +128,20 @@ def test_every_call_fits_the_time_left(sandbox: SandboxServer, monkeypatch: pyte
     assert sent and all(read <= 2.0 for _, read in sent)  # the read timeout is cut to what is left
     with pytest.raises(TransportError, match="no time left"):
         client.within(Deadline(10.5, reserve=10)).list_batches()
+
+
+def test_a_soap_call_fits_the_time_left(sandbox: SandboxServer) -> None:
+    soap = SoapClient(
+        IntegratorLogin(
+            company="sandbox",
+            integrator_login_id="integrator",
+            integrator_password="sandbox-integrator",  # noqa: S106 - the sandbox's login
+            site=sandbox.site_address,
+            use_ssl=False,
+        ),
+        retries=0,
+    )
+    with pytest.raises(TransportError, match="no time left"):
+        soap.within(Deadline(10.5, reserve=10)).get_reports()
+    assert soap.within(Deadline(12, reserve=10)).get_reports()
+    assert soap._transport.operation_timeout <= 2.0  # the call's timeout was cut to what was left

@@ -31,6 +31,7 @@ from connector.settings import Settings
 from connector.watermarks import Watermark
 from connectwise.conditions import Expression, all_of, any_of, render, where
 from connectwise.soap import DEFAULT_PAGE_SIZE, ENTITIES, IntegratorLogin, SoapClient
+from connectwise.transport import Deadline
 
 ORDER_BY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*( (ASC|DESC|asc|desc))?")
 
@@ -148,7 +149,11 @@ def download_handler(entity: str) -> Callable[[dict[str, Any], Any], dict[str, A
         logger.append_keys(connection=request.connection, entity=entity)
         svc = services()
         return download_records(
-            entity, request, svc, svc.soap_for(request.connection), context.aws_request_id
+            entity,
+            request,
+            svc,
+            svc.soap_for(request.connection).within(Deadline.of(context)),
+            context.aws_request_id,
         )
 
     return lambda_handler

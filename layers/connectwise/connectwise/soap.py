@@ -5,6 +5,7 @@ start nothing that way. The WSDLs come from `connectwise/wsdl/` (never fetched):
 once per process and reused by every warm invocation. The site's address replaces the WSDL's.
 """
 
+import copy
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from zeep.wsdl import Document
 from connectwise import transport
 from connectwise.accounting import SiteLogin
 from connectwise.errors import AuthenticationError, ConnectWiseError, PsaError, TransportError
-from connectwise.transport import MAX_WAIT, TRANSIENT_STATUSES
+from connectwise.transport import MAX_WAIT, TRANSIENT_STATUSES, Deadline
 
 WSDL_DIR = Path(__file__).resolve().parent / "wsdl"
 T = TypeVar("T")
@@ -133,8 +134,16 @@ class SoapClient:
         )
         session.mount("http://", HTTPAdapter(max_retries=retry))
         session.mount("https://", HTTPAdapter(max_retries=retry))
+        self.timeout = timeout
+        self.deadline = Deadline()
         self._transport = zeep.Transport(session=session, timeout=timeout, operation_timeout=timeout)
         self._services: dict[Api, Any] = {}
+
+    def within(self, deadline: Deadline) -> "SoapClient":
+        """This client (same session, same parsed services) with every call cut to `deadline`."""
+        bound = copy.copy(self)
+        bound.deadline = deadline
+        return bound
 
     # Reporting API
 
@@ -212,6 +221,10 @@ class SoapClient:
             client = zeep.Client(_document(api.wsdl), transport=self._transport, settings=SETTINGS)
             binding = f"{{http://connectwise.com}}{api.name}Soap"
             service = self._services[api] = client.create_service(binding, self.login.url(api))
+        # One invocation at a time per container: the shared transport takes this call's timeout.
+        self._transport.operation_timeout = self.deadline.timeout(
+            (5.0, self.timeout), f"{api.name}.{operation}"
+        )[1]
         credentials = {
             "CompanyId": self.login.company,
             "IntegratorLoginId": self.login.integrator_login_id,
