@@ -7,7 +7,8 @@
 * A recreate returns the records of an updated batch, with the include/exclude filters.
 * An invoice keeps one payment: a later update replaces the amount, an amount above the total
   is capped at the total (the overage is discarded), and the paid date is only set once the
-  invoice is fully paid. An unknown invoice number gets "Cannot find Invoice Number X".
+  invoice is fully paid. An unknown invoice number gets "Cannot find Invoice Number X"; numbers
+  are matched without case, as ConnectWise's database compares them.
 """
 
 import threading
@@ -39,7 +40,8 @@ class AccountingInterface:
         self.lock = threading.Lock()
         records: list[Invoice | Expense | PurchaseReceipt] = [*site.invoices, *site.expenses, *site.purchases]
         self.all_entry_ids = {i for record in records for i in record.entry_ids()}
-        self.invoices_by_number = {invoice.number: invoice for invoice in site.invoices}
+        # ConnectWise's database compares invoice numbers without case (as its REST conditions do).
+        self.invoices_by_number = {invoice.number.upper(): invoice for invoice in site.invoices}
         self.payment_updates = 0
         self.exports = 0  # exports of unposted records, through either side
         self._payment_ids = iter(range(90001, 10**9))
@@ -140,7 +142,7 @@ class AccountingInterface:
 
     def pay(self, form: Mapping[str, str]) -> bytes:
         number = form.get(wire.INVOICE_NUMBER, "")
-        invoice = self.invoices_by_number.get(number)
+        invoice = self.invoices_by_number.get(number.upper())
         if invoice is None:
             return documents.psa_error(f"{wire.UNKNOWN_INVOICE} {number}", "updateInvoicePayment")
         try:

@@ -48,7 +48,8 @@ def handle_confirmation(record: SQSRecord, deadline: Deadline) -> dict[str, Any]
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    sqs_records(event)  # the shape Lambda delivers, or a clear error
+    if not sqs_records(event):  # the shape Lambda delivers, or a clear error
+        return {"batchItemFailures": []}
     response = process_partial_response(
         event=event,
         record_handler=partial(handle_confirmation, deadline=Deadline.of(context)),

@@ -135,7 +135,7 @@ def test_a_soap_call_fits_the_time_left(sandbox: SandboxServer) -> None:
         IntegratorLogin(
             company="sandbox",
             integrator_login_id="integrator",
-            integrator_password="sandbox-integrator",  # noqa: S106 - the sandbox's login
+            integrator_password="sandbox-integrator",
             site=sandbox.site_address,
             use_ssl=False,
         ),

@@ -15,6 +15,7 @@ Money-safety rules (DESIGN.md) and where they are kept:
 """
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
@@ -110,11 +111,11 @@ def download_gl_batch(
             gl_entry_count=len(batch.gl_entry_ids()),
         )
         ledger.record_download(record, token)
-        # Kinds that came back empty hold nothing: give them back to other schedules.
-        ledger.release(request.connection, [k for k in request.kinds if k not in record.kinds], token)
     except BaseException:
         ledger.release(request.connection, request.kinds, token)
         raise
+    # Kinds that came back empty hold nothing: give them back to other schedules.
+    ledger.release(request.connection, [k for k in request.kinds if k not in record.kinds], token)
     if batch.ignored_elements:
         log.warning(
             f"GLExport had sections this connector does not model; they are kept in {batch.raw_name}",
@@ -163,78 +164,128 @@ def update_gl_batch(
     confirmation: PostingConfirmation, services: Services, deadline: Deadline | None = None
 ) -> dict[str, Any]:
     """Apply a posting confirmation: add the posted GL entries to the batch on ConnectWise."""
-    ledger, log = services.ledger, services.log
     conn, batch_id = confirmation.connection, confirmation.batch_id
-    record = ledger.get(conn, batch_id)
+    record = services.ledger.get(conn, batch_id)
     if record is None:
         raise BatchStateError(
             f"unknown batch {batch_id} for connection {conn!r}: it was never downloaded here"
         )
-    now = int(services.clock())
+    client = services.client_for(conn).within(deadline or Deadline())
     if confirmation.action == "abandon":
-        return _abandon(record, services)
+        return _abandon(record, client, services)
     ids = _ids_to_post(record, confirmation, services.store)
     if record.status != POSTED:
-        record = ledger.start_posting(conn, batch_id, now, services.settings.stale_after_seconds)
+        now = int(services.clock())
+        record = services.ledger.start_posting(conn, batch_id, now, services.settings.stale_after_seconds)
     if record.status == POSTED:  # a redelivery, or a concurrent delivery finished first
         return _posted_already(record, ids, services)
+    try:
+        return _post(record, ids, confirmation, client, services)
+    except BaseException as exc:
+        # Back to DOWNLOADED for the retry; in doubt unless the update surely did not run.
+        not_run = (
+            isinstance(exc, ConnectWiseError) and exc.transient and not isinstance(exc, OutcomeUnknownError)
+        )
+        services.ledger.abort_posting(
+            record, int(services.clock()), doubt=bool(record.doubt_since) or not not_run
+        )
+        raise
 
+
+CONFIRMATION = "confirmation.json"
+HOLD_AFTER_UNKNOWN = 300  # seconds after an update of unknown outcome during which it may still land
+
+
+def _post(
+    record: BatchRecord,
+    ids: list[int],
+    confirmation: PostingConfirmation,
+    client: GLBackend,
+    services: Services,
+) -> dict[str, Any]:
+    """Holding the batch in POSTING: post `ids`, settling first what an earlier attempt of unknown
+    outcome may have done. What ConnectWise holds decides, never what a reply seemed to say."""
+    conn, batch_id = record.connection, record.batch_id
+    if record.doubt_since:
+        held = client.posted_entries(batch_id)
+        if held is not None:
+            return _posted_as_held(record, held, ids, services)
+        earlier = _posted_ids(record, services.store) if record.confirmation else None
+        if (
+            earlier is not None
+            and earlier != set(ids)
+            and services.clock() < record.doubt_since + HOLD_AFTER_UNKNOWN
+        ):
+            raise BatchBusyError(
+                f"batch {batch_id}: an earlier update with other GL entries may still reach ConnectWise; "
+                "retried later"
+            )
     kept = services.store.put_json(
         batch_prefix(conn, batch_id) + CONFIRMATION,
         confirmation.model_dump(mode="json") | {"gl_entry_ids": ids},
     )
-    client = services.client_for(conn).within(deadline or Deadline())
+    services.ledger.keep_confirmation(record, kept)
     try:
         client.update_gl_batch(batch_id, ids, kinds=record.kinds)
-    except BaseException as exc:
+    except ConnectWiseError as exc:
+        if exc.transient and not isinstance(exc, OutcomeUnknownError):
+            raise  # surely not run
+        # Refused, or the reply was lost: a reply can be lost after ConnectWise posted, and a
+        # retry can be refused because it had. Look before deciding.
         try:
-            held = isinstance(exc, ConnectWiseError) and _holds_batch(client, batch_id, exc)
-        except BaseException:
-            ledger.abort_posting(record, int(services.clock()))
+            held = client.posted_entries(batch_id)
+        except ConnectWiseError as check:
+            if exc.transient:
+                raise exc from None  # unknown and cannot look now: retried, in doubt
+            if check.transient:
+                raise  # refused, but cannot look now: retried
+            held = None
+        if held is not None:
+            services.log.warning(
+                "the update's reply said otherwise, but ConnectWise holds the batch",
+                extra={"connection": conn, "batch_id": batch_id, "error": exc.message},
+            )
+            return _posted_as_held(record, held, ids, services)
+        if exc.transient:
             raise
-        if not held:
-            if not isinstance(exc, ConnectWiseError) or exc.transient:
-                ledger.abort_posting(record, int(services.clock()))
-                raise
-            ledger.fail_posting(record, exc.message, int(services.clock()), kept)
-            failure = {"connection": conn, "batch_id": batch_id, "error": exc.message, "confirmation": kept}
-            services.notices.publish("GLBatchFailed", failure)
-            log.error("ConnectWise refused the batch update", extra=failure)
-            return {"status": "failed"} | failure
-        log.warning(
-            "the update's reply said otherwise, but ConnectWise holds the batch: posted",
-            extra={"connection": conn, "batch_id": batch_id, "error": str(exc)},
-        )
-    ledger.finish_posting(record, len(ids), int(services.clock()), kept)
+        services.ledger.fail_posting(record, exc.message, int(services.clock()), kept)
+        failure = {"connection": conn, "batch_id": batch_id, "error": exc.message, "confirmation": kept}
+        services.notices.publish("GLBatchFailed", failure)
+        services.log.error("ConnectWise refused the batch update", extra=failure)
+        return {"status": "failed"} | failure
+    return _posted(record, ids, kept, services)
+
+
+def _posted(record: BatchRecord, ids: list[int] | set[int], kept: str, services: Services) -> dict[str, Any]:
+    services.ledger.finish_posting(record, len(ids), int(services.clock()), kept)
     detail = {
-        "connection": conn,
-        "batch_id": batch_id,
+        "connection": record.connection,
+        "batch_id": record.batch_id,
         "posted": len(ids),
         "gl_entry_count": record.gl_entry_count,
         "partial": len(ids) < record.gl_entry_count,
         "confirmation": kept,
     }
     services.notices.publish("GLBatchPosted", detail)
-    log.info("batch posted", extra=detail)
+    services.log.info("batch posted", extra=detail)
     return {"status": "posted"} | detail
 
 
-CONFIRMATION = "confirmation.json"
-
-
-def _holds_batch(client: GLBackend, batch_id: str, exc: ConnectWiseError) -> bool:
-    """After a refused update or one whose reply was lost: does ConnectWise hold the batch?
-    (A reply can be lost after ConnectWise posted, and a retry can be refused because it did.)
-    A transient fault that surely did not run needs no look; a look that cannot be made now
-    raises, and the confirmation is retried."""
-    if exc.transient and not isinstance(exc, OutcomeUnknownError):
-        return False
-    try:
-        return client.is_batch_posted(batch_id)
-    except ConnectWiseError as check:
-        if check.transient or isinstance(exc, OutcomeUnknownError):
-            raise
-        return False
+def _posted_as_held(
+    record: BatchRecord, held: set[int], ids: list[int], services: Services
+) -> dict[str, Any]:
+    """ConnectWise holds the batch: it is POSTED with the GL entries ConnectWise holds (kept as the
+    batch's confirmation), and this confirmation is judged against them like any other."""
+    kept = services.store.put_json(
+        batch_prefix(record.connection, record.batch_id) + CONFIRMATION,
+        {"connection": record.connection, "batch_id": record.batch_id, "gl_entry_ids": sorted(held)},
+    )
+    posted = _posted(record, held, kept, services)
+    if set(ids) <= held:
+        return posted
+    return _posted_already(
+        replace(record, status=POSTED, posted_count=len(held), confirmation=kept), ids, services
+    )
 
 
 def _posted_already(record: BatchRecord, ids: list[int], services: Services) -> dict[str, Any]:
@@ -271,17 +322,25 @@ def _posted_ids(record: BatchRecord, store: Store) -> set[int] | None:
     return None
 
 
-def _abandon(record: BatchRecord, services: Services) -> dict[str, Any]:
+def _abandon(record: BatchRecord, client: GLBackend, services: Services) -> dict[str, Any]:
     conn, batch_id = record.connection, record.batch_id
     if record.status == ABANDONED:
         return {"status": "already-abandoned", "connection": conn, "batch_id": batch_id}
+    if record.status == POSTING:
+        raise BatchBusyError(f"batch {batch_id} is being updated by another invocation; retried later")
+    if record.doubt_since and record.status != POSTED:  # an update may have reached ConnectWise
+        if client.posted_entries(batch_id) is not None:
+            raise BatchStateError(
+                f"batch {batch_id} cannot be abandoned: ConnectWise holds it (an update whose reply was lost "
+                "reached it); send its confirmation again to record it POSTED; nothing was changed"
+            )
+        if services.clock() < record.doubt_since + HOLD_AFTER_UNKNOWN:
+            raise BatchBusyError(f"batch {batch_id}: an update may still reach ConnectWise; retried later")
     if record.status == POSTED:
         raise BatchStateError(
             f"batch {batch_id} is POSTED: its records are posted on ConnectWise and cannot be given back; "
             "nothing was changed"
         )
-    if record.status == POSTING:
-        raise BatchBusyError(f"batch {batch_id} is being updated by another invocation; retried later")
     services.ledger.abandon(record, int(services.clock()))
     services.notices.publish("GLBatchAbandoned", {"connection": conn, "batch_id": batch_id})
     services.log.warning(

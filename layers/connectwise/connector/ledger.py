@@ -15,7 +15,7 @@ DOWNLOADED or FAILED -> ABANDONED.
 """
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -60,6 +60,9 @@ class BatchRecord:
     error: str = ""
     updated_at: int = 0
     confirmation: str = ""  # S3 key of the confirmation it was posted (or failed) with
+    # When an update whose outcome is unknown was sent (0: none): ConnectWise may hold the batch
+    # with that attempt's GL entries, or still apply it late.
+    doubt_since: int = 0
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = batch_key(self.connection, self.batch_id) | {
@@ -79,6 +82,8 @@ class BatchRecord:
             item["error"] = {"S": self.error}
         if self.confirmation:
             item["confirmation"] = {"S": self.confirmation}
+        if self.doubt_since:
+            item["doubt_since"] = {"N": str(self.doubt_since)}
         return item
 
     @classmethod
@@ -97,6 +102,7 @@ class BatchRecord:
             posted_count=int(item.get("posted_count", {"N": "0"})["N"]),
             error=item.get("error", {"S": ""})["S"],
             confirmation=item.get("confirmation", {"S": ""})["S"],
+            doubt_since=int(item.get("doubt_since", {"N": "0"})["N"]),
         )
 
     def totals_as_decimal(self) -> dict[str, Decimal]:
@@ -170,9 +176,10 @@ class Ledger:
                 self.db.delete_item(
                     TableName=self.table,
                     Key=open_key(connection, kind),
-                    ConditionExpression="#token = :token",
-                    ExpressionAttributeNames={"#token": "token"},
-                    ExpressionAttributeValues={":token": {"S": token}},
+                    # Only a claim still downloading: an open batch's holder is never let go here.
+                    ConditionExpression="#token = :token AND #state = :downloading",
+                    ExpressionAttributeNames={"#token": "token", "#state": "state"},
+                    ExpressionAttributeValues={":token": {"S": token}, ":downloading": {"S": DOWNLOADING}},
                 )
             except ClientError as exc:
                 if _code(exc) != "ConditionalCheckFailedException":
@@ -249,9 +256,12 @@ class Ledger:
                     ":now": {"N": str(now)},
                     ":stale": {"N": str(now - stale_after)},
                 },
-                ReturnValues="ALL_NEW",
+                ReturnValues="ALL_OLD",
             )["Attributes"]
-            return BatchRecord.from_item(item)
+            old = BatchRecord.from_item(item)
+            # Taking over a stale POSTING: that attempt may have reached ConnectWise.
+            doubt = old.doubt_since or (old.updated_at if old.status == POSTING else 0)
+            return replace(old, status=POSTING, updated_at=now, error="", doubt_since=doubt)
         except ClientError as exc:
             if _code(exc) != "ConditionalCheckFailedException":
                 raise
@@ -264,9 +274,24 @@ class Ledger:
             return current
         raise BatchStateError(f"batch {batch_id} is {current.status} and cannot be posted")
 
+    def keep_confirmation(self, batch: BatchRecord, key: str) -> None:
+        """Name the confirmation being posted (while POSTING), so the batch keeps it whatever follows."""
+        self.db.update_item(
+            TableName=self.table,
+            Key=batch_key(batch.connection, batch.batch_id),
+            UpdateExpression="SET confirmation = :key",
+            ConditionExpression="#status = :posting",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":key": {"S": key}, ":posting": {"S": POSTING}},
+        )
+
     def finish_posting(self, batch: BatchRecord, posted_count: int, now: int, confirmation: str) -> None:
         """POSTING -> POSTED and release the batch's kinds, atomically."""
-        extra = {"posted_count": {"N": str(posted_count)}, "confirmation": {"S": confirmation}}
+        extra = {
+            "posted_count": {"N": str(posted_count)},
+            "confirmation": {"S": confirmation},
+            "doubt_since": {"N": "0"},
+        }
         self._close(batch, POSTED, (POSTING,), now, extra)
 
     def abandon(self, batch: BatchRecord, now: int) -> None:
@@ -279,17 +304,29 @@ class Ledger:
         if not self._leave_posting(batch, FAILED, now, error, confirmation):
             raise BatchBusyError(f"batch {batch.batch_id} changed state while failing it")
 
-    def abort_posting(self, batch: BatchRecord, now: int) -> None:
-        """POSTING -> DOWNLOADED after a transient failure, so the retry can start at once."""
-        self._leave_posting(batch, DOWNLOADED, now)
+    def abort_posting(self, batch: BatchRecord, now: int, doubt: bool = False) -> None:
+        """POSTING -> DOWNLOADED after a transient failure, so the retry can start at once;
+        `doubt`: the update may have reached ConnectWise (its outcome is unknown)."""
+        self._leave_posting(batch, DOWNLOADED, now, doubt_since=(batch.doubt_since or now) if doubt else 0)
 
     def _leave_posting(
-        self, batch: BatchRecord, status: str, now: int, error: str = "", confirmation: str = ""
+        self,
+        batch: BatchRecord,
+        status: str,
+        now: int,
+        error: str = "",
+        confirmation: str = "",
+        doubt_since: int = 0,
     ) -> bool:
         """POSTING -> `status` (recording `error` if any); False if the batch was not POSTING."""
         names = {"#status": "status"}
-        values = {":status": {"S": status}, ":posting": {"S": POSTING}, ":now": {"N": str(now)}}
-        update = "SET #status = :status, updated_at = :now"
+        values = {
+            ":status": {"S": status},
+            ":posting": {"S": POSTING},
+            ":now": {"N": str(now)},
+            ":doubt": {"N": str(doubt_since)},
+        }
+        update = "SET #status = :status, updated_at = :now, doubt_since = :doubt"
         if error:
             names["#error"] = "error"
             values[":error"] = {"S": error[:1000]}

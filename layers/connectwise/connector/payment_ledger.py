@@ -40,7 +40,9 @@ BATCH_GET_LIMIT = 100  # keys per BatchGetItem request
 
 
 def invoice_key(connection: str, invoice_number: str) -> dict[str, Any]:
-    return {"pk": {"S": f"invoice#{connection}#{invoice_number}"}}
+    """ConnectWise finds an invoice by its number whatever the letter case (`cw-1` is `CW-1`), so
+    the ledger does too: two spellings must never make two ledgers of one invoice's payment."""
+    return {"pk": {"S": f"invoice#{connection}#{invoice_number.upper()}"}}
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class Entry:
     overage: Decimal = Decimal("0.00")  # the part of it ConnectWise discarded
     seq: int = 0  # arrival order in the invoice (the latest paid-to-date wins ties on the date)
     doubt: bool = False  # sent in a write whose outcome is unknown: ConnectWise may hold it
+    reported: bool = True  # False while applied by another message's sync and not yet reported
 
     @property
     def counted(self) -> bool:
@@ -184,6 +187,7 @@ def _entry_item(entry: Entry) -> dict[str, Any]:
             "overage": {"S": str(entry.overage)},
             "seq": {"N": str(entry.seq)},
             "doubt": {"BOOL": entry.doubt},
+            "reported": {"BOOL": entry.reported},
         }
     }
 
@@ -206,6 +210,7 @@ def _ledger(connection: str, invoice_number: str, item: dict[str, Any]) -> Invoi
                 overage=Decimal(fields["overage"]["S"]),
                 seq=int(fields.get("seq", {"N": "0"})["N"]),
                 doubt=fields.get("doubt", {"BOOL": False})["BOOL"],
+                reported=fields.get("reported", {"BOOL": True})["BOOL"],
             )
     return InvoiceLedger(
         connection=connection,

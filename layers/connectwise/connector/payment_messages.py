@@ -38,7 +38,7 @@ class Payment(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     connection: str = ConnectionName
-    invoice_number: str = Field(min_length=1, max_length=50)
+    invoice_number: str = Field(min_length=1, max_length=50, pattern=r"^\S(.*\S)?$")
     paid_amount: Decimal = Field(gt=0, max_digits=15, decimal_places=2, allow_inf_nan=False)
     date_paid: AwareDatetime
     payment_id: str = Field(min_length=1, max_length=128, pattern=r"^[^\s]+$")

@@ -134,7 +134,7 @@ def apply_payment_messages(
             if isinstance(item, RejectedPayment):
                 result.outcomes.append(_rejected(item, message.message_id))
             else:
-                groups[(item.connection, item.invoice_number)].append((message.message_id, item))
+                groups[(item.connection, item.invoice_number.upper())].append((message.message_id, item))
 
     known = services.settings.connection_secrets
     for (connection, _), group in groups.items():
@@ -143,8 +143,14 @@ def apply_payment_messages(
             _connection_failed(result, ConnectionFailedError(error, _failed(group, error)), group)
     states = services.payment_ledger.read_many(key for key in groups if key[0] in known)
     with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL_INVOICES, len(states)))) as pool:
-        futures = {
-            key: pool.submit(settle_invoice, state, groups[key], services, deadline)
+        futures = {  # each invoice under the number as its first payment gives it
+            key: pool.submit(
+                settle_invoice,
+                replace(state, invoice_number=groups[key][0][1].invoice_number),
+                groups[key],
+                services,
+                deadline,
+            )
             for key, state in states.items()
         }
     for key, future in futures.items():
@@ -166,6 +172,15 @@ def apply_payment_messages(
     return result
 
 
+def _unusable(state: InvoiceLedger, plan: "Plan", error: str) -> Exception:
+    """The connection cannot be used (its secret unreadable or invalid): only what is new fails;
+    what is applied is reported as it is, and what may be in ConnectWise waits for a retry."""
+    if any(state.payments[p].state == PENDING for p in plan.ours if p in state.payments):
+        return InvoiceBusyError(f"invoice {state.invoice_number}: {error}; its pending payments are retried")
+    failed = [_entry_outcome("failed", state, e, error=error) for e in plan.adding]
+    return ConnectionFailedError(error, plan.outcomes + failed + _applied_outcomes(state, plan.again))
+
+
 def _connection_failed(result: BatchResult, exc: ConnectionFailedError, group: Group) -> None:
     result.outcomes.extend(exc.outcomes)
     for message_id, _ in group:
@@ -179,7 +194,7 @@ def settle_invoice(
     try:
         client = services.client_for(state.connection).within(deadline)
     except ConfigurationError as exc:
-        raise ConnectionFailedError(exc.message, _failed(group, exc.message)) from None
+        raise _unusable(state, _plan(state, group), exc.message) from None
     ledger, token = services.payment_ledger, uuid.uuid4().hex
     for _ in range(SYNC_ATTEMPTS):
         plan = _plan(state, group)
@@ -233,7 +248,7 @@ def _plan(state: InvoiceLedger, group: Group) -> Plan:
     for message_id, payment in group:
         entry = _entry(payment, message_id, seq)
         known = new.get(payment.payment_id) or state.payments.get(payment.payment_id)
-        if known is not None and known.state != FAILED and _fields(known) != _fields(entry):
+        if known is not None and known.state != FAILED and not _same(known, entry):
             error = (
                 f"payment {payment.payment_id} for invoice {state.invoice_number} was already recorded with "
                 f"amount {known.amount} on {known.date_paid}; a payment id cannot change"
@@ -246,7 +261,7 @@ def _plan(state: InvoiceLedger, group: Group) -> Plan:
             seq += 1
         elif known.state == PENDING:
             plan.ours[payment.payment_id] = message_id
-        elif known.message_id == message_id:
+        elif known.message_id == message_id or not known.reported:
             plan.again[payment.payment_id] = message_id
         else:  # applied and reported before: nothing changes
             plan.outcomes.append(_outcome("duplicate", payment, message_id, error=known.error))
@@ -368,15 +383,21 @@ def _applied(state: InvoiceLedger, plan: Plan, held: Decimal) -> dict[str, Any]:
         for entry in reversed(newly):
             shares[entry.payment_id] = min(entry.amount, remaining)
             remaining -= shares[entry.payment_id]
+    reporting = {**plan.ours, **plan.again}
     entries = [
         replace(
             e,
             state=APPLIED,
             doubt=False,
             overage=shares.get(e.payment_id, Decimal("0.00")),
-            message_id=plan.ours.get(e.payment_id, e.message_id),
+            message_id=reporting.get(e.payment_id, e.message_id),
+            reported=e.payment_id in reporting,  # others are reported when their payment comes again
         )
         for e in newly
+    ] + [
+        replace(state.payments[p], message_id=m, reported=True)
+        for p, m in plan.again.items()
+        if not state.payments[p].reported
     ]
     return {"entries": entries, "applied": held, "overage": overage}
 
@@ -409,14 +430,17 @@ def _entry(payment: Payment, message_id: str, seq: int) -> Entry:
     )
 
 
-def _fields(entry: Entry) -> tuple[Decimal, str, str]:
-    return entry.amount, entry.date_paid, entry.currency
+def _same(known: Entry, entry: Entry) -> bool:
+    """The same payment sent again: same amount and instant (whatever the offset written), and no
+    other currency named."""
+    currencies = {known.currency, entry.currency} - {""}
+    return known.amount == entry.amount and known.paid_at == entry.paid_at and len(currencies) <= 1
 
 
 def _invoice_currency(state: InvoiceLedger, adding: list[Entry]) -> str:
     """The currency of the invoice's first counted payment naming one, else of its first new one."""
     named = [e for e in state.counted if e.currency] or [e for e in adding if e.currency]
-    return min(named, key=lambda e: e.date_paid).currency if named else ""
+    return min(named, key=lambda e: (e.paid_at, e.seq)).currency if named else ""
 
 
 def _failed(group: Group, error: str) -> list[PaymentOutcome]:

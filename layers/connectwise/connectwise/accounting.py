@@ -185,13 +185,12 @@ class AccountingClient:
         root = _write_reply(body, f"the update of batch {batch_id}")
         return (root.text or "").strip()
 
-    def is_batch_posted(self, batch_id: str) -> bool:
-        """Whether ConnectWise holds GL entries in this batch (a recreate finds it)."""
+    def posted_entries(self, batch_id: str) -> set[int] | None:
+        """The GL entries ConnectWise holds in this batch (a recreate of it), None if none."""
         try:
-            self.recreate_gl_batch(batch_id)
+            return set(self.recreate_gl_batch(batch_id).gl_entry_ids())
         except UnknownBatchError:
-            return False
-        return True
+            return None
 
     def update_invoice_payment(
         self, invoice_number: str, paid_amount: Decimal, date_paid: datetime

@@ -39,8 +39,9 @@ class GLBackend(Protocol):
         """The same client with every call and wait fitting `deadline`."""
         ...
 
-    def is_batch_posted(self, batch_id: str) -> bool:
-        """Whether ConnectWise holds the batch's GL entries (after an update of unknown outcome)."""
+    def posted_entries(self, batch_id: str) -> set[int] | None:
+        """The GL entries ConnectWise holds in the batch (None: it has no such batch): the truth
+        after an update whose outcome is unknown."""
         ...
 
     def download_gl_batch(

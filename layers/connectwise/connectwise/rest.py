@@ -34,6 +34,7 @@ from connectwise.accounting import IntegratorSecret, PaymentApplied, RecreateFil
 from connectwise.conditions import Expression, all_of, where
 from connectwise.errors import (
     AuthenticationError,
+    ConnectWiseError,
     DocumentError,
     OutcomeUnknownError,
     PsaError,
@@ -238,8 +239,11 @@ class RestClient:
         found = list(self.pages("/finance/accounting/batches", conditions=condition))
         return found[0] if found else None
 
-    def is_batch_posted(self, batch_id: str) -> bool:
-        return self.find_batch(batch_id) is not None
+    def posted_entries(self, batch_id: str) -> set[int] | None:
+        """The GL entries ConnectWise holds in this batch (a re-export of it), None if no such batch."""
+        if self.find_batch(batch_id) is None:
+            return None
+        return set(self.recreate_gl_batch(batch_id).gl_entry_ids())
 
     def list_batches(self) -> list[dict[str, Any]]:
         return list(self.pages("/finance/accounting/batches"))
@@ -289,8 +293,11 @@ class RestClient:
         if held is None:
             try:
                 held = self._write_payment(path, existing, body)
-            except OutcomeUnknownError:
-                held = self._the_payment(path, invoice_number)
+            except OutcomeUnknownError as lost:
+                try:
+                    held = self._the_payment(path, invoice_number)
+                except ConnectWiseError:
+                    raise lost from None  # could not look: still unknown
                 if held is None or not _holds(held, body):
                     raise
         applied = _money(held.get("amount"), f"invoice {invoice_number} payment")
