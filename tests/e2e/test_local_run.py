@@ -54,7 +54,8 @@ def test_make_run_pipeline(tmp_path: Path) -> None:
     held, total = zynk.split("it holds ")[1].split(", the latest")[0].split(" of ")
     assert Decimal(held) == (Decimal(total) * Decimal("0.7")).quantize(Decimal("0.01"))
     success_files = sorted((legacy / "payments").rglob("*-success.xml"), key=lambda p: p.name)
-    assert sum(f.read_text().count("<UpdateInvoicePayment>") for f in success_files) == 5  # + PAY-2001 below
+    # 4 payments, 2 paid-to-date amounts, PAY-2001 below
+    assert sum(f.read_text().count("<UpdateInvoicePayment>") for f in success_files) == 7
 
     soap = report[report.index("SOAP reports and record downloads") :]
     assert "reports listed: Invoices, Companies, Purchase Orders" in soap

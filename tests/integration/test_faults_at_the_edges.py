@@ -226,3 +226,17 @@ def test_an_applied_payment_is_not_reported_failed_when_the_secret_cannot_be_rea
     assert reported == [("InvoicePaymentFailed", "P2")]  # P1, applied before, is a duplicate: not failed
     [failed] = rows(env, "fail.jsonl")
     assert "is not valid JSON" in failed["error"]
+
+
+def test_an_invoice_keeps_a_bounded_number_of_payments(
+    env: LocalEnvironment, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A producer sending ever new payment ids for one invoice cannot grow its ledger item past
+    DynamoDB's item size: beyond the limit a payment is refused, clearly, and nothing is lost."""
+    monkeypatch.setattr("connector.payments.MAX_ENTRIES", 3)
+    target = invoice(sandbox)
+    send(env, [payment(target.number, "1.00", f"P{n}", day=n + 1) for n in range(4)])
+    deliver(env)
+    assert target.paid_amount == Decimal("3.00")
+    [refused] = rows(env, "fail.jsonl")
+    assert refused["payment_id"] == "P3" and "already has 3 payments recorded" in refused["error"]

@@ -182,7 +182,7 @@ def _entry_item(entry: Entry) -> dict[str, Any]:
             "currency": {"S": entry.currency},
             "kind": {"S": entry.kind},
             "state": {"S": entry.state},
-            "error": {"S": entry.error[:1000]},
+            "error": {"S": entry.error[:300]},
             "message": {"S": entry.message_id},
             "overage": {"S": str(entry.overage)},
             "seq": {"N": str(entry.seq)},

@@ -49,6 +49,7 @@ MAX_PARALLEL_INVOICES = 8
 SYNC_ATTEMPTS = 5  # writes lost to other invocations per invoice before the message is retried later
 HOLD_AFTER_UNKNOWN = 300.0  # seconds nobody writes an invoice after a write whose outcome is unknown
 MAX_LEASE = 900.0  # seconds: Lambda's longest invocation
+MAX_ENTRIES = 500  # payments recorded per invoice: the ledger item stays far below DynamoDB's 400 KB
 
 
 class InvoiceBusyError(ConnectorError):
@@ -256,6 +257,12 @@ def _plan(state: InvoiceLedger, group: Group) -> Plan:
             plan.outcomes.append(_outcome("failed", payment, message_id, error=error))
         elif payment.payment_id in new:
             continue  # twice in this batch: counted and reported once
+        elif known is None and len(state.payments) + len(new) >= MAX_ENTRIES:
+            error = (
+                f"invoice {state.invoice_number} already has {MAX_ENTRIES} payments recorded, as many as "
+                "the connector keeps for one invoice; this one is not recorded"
+            )
+            plan.outcomes.append(_outcome("failed", payment, message_id, error=error))
         elif known is None or known.state == FAILED:
             new[payment.payment_id] = entry
             seq += 1
