@@ -456,23 +456,12 @@ def _failed(group: Group, error: str) -> list[PaymentOutcome]:
 
 def _outcome(status: str, payment: Payment, message_id: str, error: str = "") -> PaymentOutcome:
     """The outcome of a payment as received (not settled by a ConnectWise call)."""
-    return PaymentOutcome(
-        status=status,
-        connection=payment.connection,
-        invoice_number=payment.invoice_number,
-        payment_id=payment.payment_id,
-        paid_amount=str(payment.paid_amount),
-        date_paid=payment.date_paid.isoformat(),
-        currency=payment.currency or "",
-        kind=payment.kind,
-        error=error,
-        message_id=message_id,
-    )
+    return _entry_outcome(status, payment, _entry(payment, message_id, 0), error=error)
 
 
 def _entry_outcome(
     status: str,
-    state: InvoiceLedger,
+    invoice: InvoiceLedger | Payment,  # its connection and number
     entry: Entry,
     error: str = "",
     cumulative: Decimal | None = None,
@@ -482,8 +471,8 @@ def _entry_outcome(
 ) -> PaymentOutcome:
     return PaymentOutcome(
         status=status,
-        connection=state.connection,
-        invoice_number=state.invoice_number,
+        connection=invoice.connection,
+        invoice_number=invoice.invoice_number,
         payment_id=entry.payment_id,
         paid_amount=str(entry.amount),
         date_paid=entry.date_paid,
