@@ -36,6 +36,17 @@ class _Capture(BaseHTTPRequestHandler):
         pass
 
 
+def soap_client(sandbox: SandboxServer) -> SoapClient:
+    login = IntegratorLogin(
+        company="sandbox",
+        integrator_login_id="integrator",
+        integrator_password="sandbox-integrator",
+        site=sandbox.site_address,
+        use_ssl=False,
+    )
+    return SoapClient(login, retries=0)
+
+
 @pytest.fixture
 def elsewhere() -> Iterator[tuple[str, list[str]]]:
     """Another host (by name and port) that records whatever reaches it."""
@@ -55,16 +66,7 @@ def test_no_client_follows_a_redirect_with_its_credentials(
     legacy = AccountingClient(sandbox_connection(sandbox), retries=0)
     rest = RestClient(rest_connection(sandbox), retries=0)
     rest.codebase()
-    soap = SoapClient(
-        IntegratorLogin(
-            company="sandbox",
-            integrator_login_id="integrator",
-            integrator_password="sandbox-integrator",
-            site=sandbox.site_address,
-            use_ssl=False,
-        ),
-        retries=0,
-    )
+    soap = soap_client(sandbox)
     calls = [
         lambda: legacy.update_invoice_payment(
             sandbox.accounting.site.invoices[0].number, Decimal("1.00"), NOW
@@ -131,16 +133,7 @@ def test_every_call_fits_the_time_left(sandbox: SandboxServer, monkeypatch: pyte
 
 
 def test_a_soap_call_fits_the_time_left(sandbox: SandboxServer) -> None:
-    soap = SoapClient(
-        IntegratorLogin(
-            company="sandbox",
-            integrator_login_id="integrator",
-            integrator_password="sandbox-integrator",
-            site=sandbox.site_address,
-            use_ssl=False,
-        ),
-        retries=0,
-    )
+    soap = soap_client(sandbox)
     with pytest.raises(TransportError, match="no time left"):
         soap.within(Deadline(10.5, reserve=10)).get_reports()
     assert soap.within(Deadline(12, reserve=10)).get_reports()
