@@ -240,3 +240,32 @@ def test_an_invoice_keeps_a_bounded_number_of_payments(
     assert target.paid_amount == Decimal("3.00")
     [refused] = rows(env, "fail.jsonl")
     assert refused["payment_id"] == "P3" and "already has 3 payments recorded" in refused["error"]
+
+
+def test_a_payment_applied_by_another_sync_is_reported_once_even_while_the_invoice_is_held(
+    env: LocalEnvironment, sandbox: SandboxServer
+) -> None:
+    """Found by the property test: P1's message came while the invoice was held, and reported
+    P1 (applied by another sync) without recording that; P1's own message then reported it again."""
+    from connector.runtime import services
+
+    target = invoice(sandbox)
+    invoke(env.stack, "UploadInvoicePaymentsFunction", {"Records": []})
+    svc = services()
+    p1, p0 = (json.dumps(payment(target.number, "0.01", pid)) for pid in ("P1", "P0"))
+    sandbox.faults.set({"statuses": [503] * 4, "retry_after": 0})  # P1's first sync is not run
+    assert apply_payment_messages([Message("m0", p1)], svc).retry == ["m0"]
+    assert [o.payment_id for o in apply_payment_messages([Message("m1", p0)], svc).outcomes] == ["P0"]
+    state = ledger(env).read("main", target.number)
+    assert state.payments["P1"].state == "applied" and not state.payments["P1"].reported
+    holder = ledger(env).write(state, lease=("another-invocation", time.time() + 60))  # held elsewhere
+    assert holder is not None
+    assert apply_payment_messages([Message("m2", p1)], svc).retry == ["m2"]  # cannot record it: later
+    assert ledger(env).write(holder, keep_lease=False) is not None
+    reported = [
+        o.payment_id
+        for m in ("m2", "m0")
+        for o in apply_payment_messages([Message(m, p1)], svc).outcomes
+        if o.status == "applied"
+    ]
+    assert reported == ["P1"]

@@ -204,7 +204,8 @@ def settle_invoice(
             if plan.writes and ledger.write(state, plan.writes) is None:
                 state = ledger.read(state.connection, state.invoice_number)
                 continue
-            if plan.ours:
+            # Reporting a payment another sync applied must be recorded with it: only the holder can.
+            if plan.ours or any(not state.payments[p].reported for p in plan.again):
                 raise InvoiceBusyError(
                     f"invoice {state.invoice_number} is being synced by another invocation; retried later"
                 )
