@@ -176,8 +176,13 @@ def apply_payment_messages(
 def _unusable(state: InvoiceLedger, plan: "Plan", error: str) -> Exception:
     """The connection cannot be used (its secret unreadable or invalid): only what is new fails;
     what is applied is reported as it is, and what may be in ConnectWise waits for a retry."""
-    if any(state.payments[p].state == PENDING for p in plan.ours if p in state.payments):
-        return InvoiceBusyError(f"invoice {state.invoice_number}: {error}; its pending payments are retried")
+    waiting = [p for p in plan.ours if p in state.payments] + [
+        p
+        for p in plan.again
+        if not state.payments[p].reported  # its report must be recorded
+    ]
+    if waiting:
+        return InvoiceBusyError(f"invoice {state.invoice_number}: {error}; payment {waiting[0]} is retried")
     failed = [_entry_outcome("failed", state, e, error=error) for e in plan.adding]
     return ConnectionFailedError(error, plan.outcomes + failed + _applied_outcomes(state, plan.again))
 
