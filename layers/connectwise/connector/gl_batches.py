@@ -29,7 +29,7 @@ from connectwise.accounting import RecreateFilters
 from connectwise.backends import GLBackend
 from connectwise.errors import ConnectWiseError, OutcomeUnknownError
 from connectwise.glexport import GLBatch
-from connectwise.transport import Deadline
+from connectwise.transport import HOLD_AFTER_UNKNOWN, Deadline
 
 Kind = Literal["invoices", "expenses", "procurement"]
 ConnectionName = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -193,7 +193,6 @@ def update_gl_batch(
 
 
 CONFIRMATION = "confirmation.json"
-HOLD_AFTER_UNKNOWN = 300  # seconds after an update of unknown outcome during which it may still land
 
 
 def _post(

@@ -43,11 +43,10 @@ from connector.payment_ledger import APPLIED, FAILED, PAID_TO_DATE, PAYMENT, PEN
 from connector.payment_messages import Payment, RejectedPayment, parse_payment_message, payments_document
 from connector.services import Services
 from connectwise.errors import AuthenticationError, ConnectWiseError, OutcomeUnknownError
-from connectwise.transport import Deadline
+from connectwise.transport import HOLD_AFTER_UNKNOWN, Deadline
 
 MAX_PARALLEL_INVOICES = 8
 SYNC_ATTEMPTS = 5  # writes lost to other invocations per invoice before the message is retried later
-HOLD_AFTER_UNKNOWN = 300.0  # seconds nobody writes an invoice after a write whose outcome is unknown
 MAX_LEASE = 900.0  # seconds: Lambda's longest invocation
 MAX_ENTRIES = 500  # payments recorded per invoice: the ledger item stays far below DynamoDB's 400 KB
 

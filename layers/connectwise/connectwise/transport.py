@@ -29,6 +29,9 @@ TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 NOT_RUN = frozenset({429, 503})  # ConnectWise did not run the call
 MAX_WAIT = 60.0  # seconds a client sleeps for one Retry-After; a longer wait goes back to the queue
 RESERVE = 10.0  # seconds kept after the last call for the ledger, the result files and the events
+# A write whose outcome is unknown may still land for this long (longer than ConnectWise runs a
+# request): the records it carried are held, nothing newer is written over them meanwhile.
+HOLD_AFTER_UNKNOWN = 300.0
 
 
 class Deadline:
