@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from connectwise import wire
+from connectwise.accounting_interface import wire
 from sandbox import documents
 from sandbox.data import Expense, Invoice, PurchaseReceipt, Site
 

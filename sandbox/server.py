@@ -24,7 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from connectwise import jsonmoney, wire
+from connectwise import jsonmoney
+from connectwise.accounting_interface import wire
 from sandbox import soap
 from sandbox.accounting import AccountingInterface, Credentials
 from sandbox.data import generate

@@ -15,7 +15,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from connectwise.safexml import parse_xml
-from connectwise.soap import ENTITIES, REPORTING, WSDL_DIR
+from connectwise.soap.client import ENTITIES, REPORTING, WSDL_DIR
 from sandbox.conditions import ConditionsError, parse
 from sandbox.data import Site
 

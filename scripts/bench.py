@@ -188,7 +188,7 @@ def _cold_start() -> None:
     """A new stack is a new deployment: no cached clients, secrets or settings."""
     from aws_lambda_powertools.utilities import parameters
 
-    from connector.runtime import services
+    from tasks.runtime import services
 
     parameters.clear_caches()  # type: ignore[no-untyped-call]
     services.cache_clear()
@@ -261,7 +261,8 @@ def bench_rest_export(invoices: int) -> str:
     """A REST download of `invoices` unposted invoices: pages of 1000 (the connector) against
     ConnectWise's default 25 (the baseline), same sandbox, same 50 ms per call. The listing is
     also timed on its own: the one export call that follows it is the same in both runs."""
-    from connectwise.rest import RestClient, RestConnection
+    from connectwise.rest.api import RestConnection
+    from connectwise.rest.client import RestClient
 
     def client(site: str, page_size: int) -> RestClient:
         login = SANDBOX_LOGINS["rest"] | {"site": site, "use_ssl": False}
@@ -280,7 +281,7 @@ def bench_rest_export(invoices: int) -> str:
     def download(site: str, page_size: int) -> tuple[int, float]:
         downloader = client(site, page_size)
         start = time.perf_counter()
-        count = downloader.download_gl_batch(invoices=True).counts()["invoices"]
+        count = downloader.download_gl_batch(["invoices"]).counts()["invoices"]
         if count != invoices:
             raise RuntimeError(f"expected {invoices} invoices, downloaded {count}")
         return downloader.calls, time.perf_counter() - start

@@ -112,7 +112,7 @@ def load_module(function_dir: str) -> ModuleType:
 def invoke(stack: Stack, logical_id: str, event: dict[str, Any]) -> Any:
     """Run a function's handler with its template environment, as Lambda would."""
     function = stack.functions[logical_id]
-    from connector.runtime import services
+    from tasks.runtime import services
 
     if any(os.environ.get(key) != value for key, value in function["environment"].items()):
         os.environ.update(function["environment"])

@@ -53,8 +53,57 @@ _CfnLoader.add_multi_constructor("!", _tag)
 
 
 def load_template(path: Path = ROOT / "template.yaml") -> dict[str, Any]:
+    """The template with its Fn::ForEach resources expanded, as CloudFormation would."""
     template: dict[str, Any] = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    template["Resources"] = _expand_for_each(template["Resources"], template.get("Mappings", {}))
     return template
+
+
+def _expand_for_each(fragments: dict[str, Any], mappings: dict[str, Any]) -> dict[str, Any]:
+    """Replace each `Fn::ForEach::<Loop>: [Identifier, [values], {key: fragment}]` entry by one copy
+    of its fragments per value (AWS::LanguageExtensions), where the loop stood."""
+    expanded: dict[str, Any] = {}
+    for key, value in fragments.items():
+        if not key.startswith("Fn::ForEach::"):
+            expanded[key] = value
+            continue
+        identifier, collection, body = value
+        if not isinstance(collection, list):
+            raise ValueError(f"{key}: only a literal list of values can be expanded here")
+        for item in collection:
+            copies = {
+                _copy_for(name, identifier, item, mappings): _copy_for(fragment, identifier, item, mappings)
+                for name, fragment in body.items()
+            }
+            expanded |= _expand_for_each(copies, mappings)  # nested loops
+    return expanded
+
+
+def _copy_for(value: Any, identifier: str, item: str, mappings: dict[str, Any]) -> Any:
+    """One copy of a loop's fragment: `${Identifier}`, `&{Identifier}` (alphanumerics only) and
+    `Ref: Identifier` become the item; the Fn::FindInMap and Fn::Sub variables they complete are
+    resolved, so the copy reads as if it had been written out."""
+    if isinstance(value, str):
+        alphanumeric = re.sub(r"[^A-Za-z0-9]", "", item)
+        return value.replace(f"${{{identifier}}}", item).replace(f"&{{{identifier}}}", alphanumeric)
+    if isinstance(value, list):
+        return [_copy_for(v, identifier, item, mappings) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if value == {"Ref": identifier}:
+        return item
+    value = {
+        _copy_for(k, identifier, item, mappings): _copy_for(v, identifier, item, mappings)
+        for k, v in value.items()
+    }
+    match value:
+        case {"Fn::FindInMap": [str(name), str(top), str(second)]} if len(value) == 1:
+            return mappings[name][top][second]
+        case {"Fn::Sub": [str(text), dict(variables)]} if all(isinstance(v, str) for v in variables.values()):
+            for name, replacement in variables.items():
+                text = text.replace(f"${{{name}}}", replacement)
+            return text if "${" not in text else {"Fn::Sub": text}
+    return value
 
 
 @contextmanager

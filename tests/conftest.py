@@ -9,9 +9,10 @@ import requests
 
 # Built here, at collection, so the functions' logger writes to the session's stdout and not
 # to the capture buffer of whichever test first imports it.
-import connector.runtime  # noqa: F401
-from connectwise.accounting import AccountingClient, Connection
-from connectwise.rest import RestClient, RestConnection
+import tasks.runtime  # noqa: F401
+from connectwise.accounting_interface.client import AccountingClient, Connection
+from connectwise.rest.api import RestConnection
+from connectwise.rest.client import RestClient
 from sandbox.server import SandboxServer, start_sandbox
 from scripts.local_aws import moto_server
 from scripts.local_run import SANDBOX_LOGINS, LocalEnvironment, local_environment

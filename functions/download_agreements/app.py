@@ -1,5 +1,18 @@
 """Scheduled: download the agreements changed since the last run (all of them with `"full": true`) to S3."""
 
-from connector.soap_tasks import download_handler
+from typing import Any
 
-lambda_handler = download_handler("agreements")
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from connectwise.transport import Deadline
+from tasks.platform.observability import entry_point
+from tasks.platform.requests import parse_request
+from tasks.records.downloads import download_records
+from tasks.records.requests import DownloadRecordsRequest
+from tasks.runtime import services
+
+
+@entry_point()
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = parse_request(event, DownloadRecordsRequest)
+    return download_records("agreements", request, services(), Deadline.of(context), context.aws_request_id)

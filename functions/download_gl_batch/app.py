@@ -4,13 +4,15 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from connector.gl_batches import DownloadRequest, download_gl_batch
-from connector.runtime import logger, parse_request, services
 from connectwise.transport import Deadline
+from tasks.gl.download import download_gl_batch
+from tasks.gl.requests import DownloadRequest
+from tasks.platform.observability import entry_point
+from tasks.platform.requests import parse_request
+from tasks.runtime import services
 
 
-@logger.inject_lambda_context(clear_state=True)
+@entry_point()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_request(event, DownloadRequest)
-    logger.append_keys(connection=request.connection)
     return download_gl_batch(request, services(), Deadline.of(context))

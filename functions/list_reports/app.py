@@ -4,14 +4,15 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from connector.runtime import logger, parse_request, services
-from connector.soap_tasks import ListReportsRequest, list_reports
 from connectwise.transport import Deadline
+from tasks.platform.observability import entry_point
+from tasks.platform.requests import parse_request
+from tasks.records.reports import list_reports
+from tasks.records.requests import ListReportsRequest
+from tasks.runtime import services
 
 
-@logger.inject_lambda_context(clear_state=True)
+@entry_point()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_request(event, ListReportsRequest)
-    logger.append_keys(connection=request.connection)
-    svc = services()
-    return list_reports(request, svc, svc.soap_for(request.connection).within(Deadline.of(context)))
+    return list_reports(request, services(), Deadline.of(context))

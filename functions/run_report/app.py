@@ -5,15 +5,15 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from connector.runtime import logger, parse_request, services
-from connector.soap_tasks import RunReportRequest, run_report
 from connectwise.transport import Deadline
+from tasks.platform.observability import entry_point
+from tasks.platform.requests import parse_request
+from tasks.records.reports import run_report
+from tasks.records.requests import RunReportRequest
+from tasks.runtime import services
 
 
-@logger.inject_lambda_context(clear_state=True)
+@entry_point()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_request(event, RunReportRequest)
-    logger.append_keys(connection=request.connection, report=request.report)
-    svc = services()
-    client = svc.soap_for(request.connection).within(Deadline.of(context))
-    return run_report(request, svc, client, context.aws_request_id)
+    return run_report(request, services(), Deadline.of(context), context.aws_request_id)

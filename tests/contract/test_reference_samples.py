@@ -5,19 +5,18 @@ from xml.etree.ElementTree import Element
 
 import pytest
 
-from connectwise import wire
-from connectwise.glexport import (
+from connectwise.accounting_interface import wire
+from connectwise.glexport import GLExport, parse_glexport
+from connectwise.glexport.models import (
     Customer,
     Detail,
     ExpenseBillSection,
     ExpenseDetail,
     ExpenseTransaction,
-    GLExport,
     PurchaseDetail,
     PurchaseTransaction,
     Transaction,
     Vendor,
-    parse_glexport,
 )
 from connectwise.safexml import parse_xml
 from sandbox import documents

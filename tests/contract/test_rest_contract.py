@@ -8,7 +8,9 @@ from typing import Any
 
 import requests
 
-from connectwise.rest import ACCEPT, RestClient
+from connectwise.models import KINDS
+from connectwise.rest.api import ACCEPT
+from connectwise.rest.client import RestClient
 from sandbox.rest import MEDIA_TYPE, Reply, RestApi
 from sandbox.server import SandboxServer
 from tests.rest_contract import Contract, spec
@@ -18,7 +20,7 @@ HEADERS = {"clientid": "x", "content-type": "application/json"}
 
 
 def test_every_operation_the_client_uses_is_checked(rest_contract: Contract, rest_client: RestClient) -> None:
-    batch = rest_client.download_gl_batch(invoices=True, expenses=True, procurement=True)
+    batch = rest_client.download_gl_batch(KINDS)
     rest_client.update_gl_batch(batch.batch_id, batch.gl_entry_ids(), kinds=["invoices"])
     rest_client.recreate_gl_batch(batch.batch_id)
     rest_client.update_invoice_payment("CW-30001", Decimal("1.00"), datetime.now(UTC))

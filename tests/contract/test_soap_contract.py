@@ -10,7 +10,7 @@ import pytest
 import xmlschema
 
 from connectwise.conditions import render, where
-from connectwise.soap import ENTITIES, REPORTING, WSDL_DIR, SoapClient
+from connectwise.soap.client import ENTITIES, REPORTING, WSDL_DIR, SoapClient
 from sandbox import soap as sandbox_soap
 from sandbox.server import SandboxServer
 from tests.integration.test_soap import login

@@ -11,14 +11,18 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from connector.gl_batches import PostingConfirmation, update_gl_batch
-from connector.ledger import Ledger
-from connector.payments import HOLD_AFTER_UNKNOWN, Message, apply_payment_messages
 from connectwise.errors import OutcomeUnknownError
-from connectwise.rest import RestClient
+from connectwise.rest import payments as rest_payments
+from connectwise.rest.client import RestClient
+from connectwise.transport import HOLD_AFTER_UNKNOWN
 from sandbox.server import SandboxServer
 from scripts.lambda_local import invoke
 from scripts.local_run import LocalEnvironment
+from tasks.gl.requests import PostingConfirmation
+from tasks.gl.update import update_gl_batch
+from tasks.payments.outcomes import Message
+from tasks.payments.settle import apply_payment_messages
+from tasks.platform.batch_ledger import Ledger
 from tests.conftest import rest_connection
 from tests.integration.test_gl_life_cycle import batches, confirm, download, stored_batch
 from tests.integration.test_payments import (
@@ -40,7 +44,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 def impatient(env: LocalEnvironment, sandbox: SandboxServer, read_timeout: float = 0.3) -> Any:
     """The payment function's services with a REST client that gives up on a reply quickly."""
-    from connector.runtime import services
+    from tasks.runtime import services
 
     invoke(env.stack, "UploadInvoicePaymentsFunction", {"Records": []})  # services from its environment
     client = RestClient(rest_connection(sandbox), timeout=(2.0, read_timeout), backoff=0)
@@ -97,7 +101,7 @@ def test_a_late_partial_update_decides_what_a_later_full_confirmation_posts(
 def test_an_update_in_doubt_holds_off_a_different_confirmation_until_it_cannot_land(
     env: LocalEnvironment, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from connector.runtime import services
+    from tasks.runtime import services
 
     first = download(env, {"connection": "main", "kinds": ["invoices"]})
     batch_id = first["batch_id"]
@@ -132,7 +136,7 @@ def test_a_lost_write_whose_read_back_fails_stays_unknown(
     assert apply_payment_messages(
         [Message("A0", json.dumps(payment(target.number, "1.00", "P0")))], svc
     ).outcomes
-    original = RestClient._write_payment
+    original = rest_payments._write_payment
 
     def then_the_read_back_fails(self: Any, *args: Any) -> Any:
         try:
@@ -141,7 +145,7 @@ def test_a_lost_write_whose_read_back_fails_stays_unknown(
             sandbox.faults.set(fault | {"methods": ["GET"]})
             raise
 
-    monkeypatch.setattr(RestClient, "_write_payment", then_the_read_back_fails)
+    monkeypatch.setattr(rest_payments, "_write_payment", then_the_read_back_fails)
     sandbox.faults.set({"hangs": 1, "hang_seconds": 1.5, "methods": ["PUT"]})
     lost = apply_payment_messages(
         [Message("A", json.dumps(payment(target.number, "10.00", "P1", day=2)))], svc
@@ -150,7 +154,7 @@ def test_a_lost_write_whose_read_back_fails_stays_unknown(
     entry = ledger(env).read("main", target.number).payments["P1"]
     assert (entry.state, entry.doubt) == ("pending", True)
     sandbox.faults.set({"statuses": [], "malformed": 0, "methods": []})
-    monkeypatch.setattr(RestClient, "_write_payment", original)
+    monkeypatch.setattr(rest_payments, "_write_payment", original)
     held = apply_payment_messages(
         [Message("B", json.dumps(payment(target.number, "5.00", "P2", day=3)))], svc
     )
@@ -233,7 +237,7 @@ def test_an_invoice_keeps_a_bounded_number_of_payments(
 ) -> None:
     """A producer sending ever new payment ids for one invoice cannot grow its ledger item past
     DynamoDB's item size: beyond the limit a payment is refused, clearly, and nothing is lost."""
-    monkeypatch.setattr("connector.payments.MAX_ENTRIES", 3)
+    monkeypatch.setattr("tasks.payments.settle.MAX_ENTRIES", 3)
     target = invoice(sandbox)
     send(env, [payment(target.number, "1.00", f"P{n}", day=n + 1) for n in range(4)])
     deliver(env)
@@ -247,7 +251,7 @@ def test_a_payment_applied_by_another_sync_is_reported_once_even_while_the_invoi
 ) -> None:
     """Found by the property test: P1's message came while the invoice was held, and reported
     P1 (applied by another sync) without recording that; P1's own message then reported it again."""
-    from connector.runtime import services
+    from tasks.runtime import services
 
     target = invoice(sandbox)
     invoke(env.stack, "UploadInvoicePaymentsFunction", {"Records": []})

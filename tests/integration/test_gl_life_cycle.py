@@ -6,15 +6,16 @@ from typing import Any
 
 import pytest
 
-from connector.errors import InvalidRequestError
-from connector.ledger import Ledger
 from connectwise import jsonmoney
 from connectwise.errors import AuthenticationError, DocumentError, TransportError, UnknownBatchError
-from connectwise.glexport import KINDS, GLBatch, parse_glexport
-from connectwise.rest_glexport import parse_rest_glexport
+from connectwise.glexport import GLBatch, parse_glexport
+from connectwise.glexport.rest_json import parse_rest_glexport
+from connectwise.models import KINDS
 from sandbox.server import SandboxServer
 from scripts.lambda_local import invoke, poll_sqs
 from scripts.local_run import LocalEnvironment
+from tasks.platform.batch_ledger import Ledger
+from tasks.platform.errors import InvalidRequestError
 
 ALL_KINDS = {"connection": "main", "kinds": ["invoices", "expenses", "procurement"]}
 
@@ -264,7 +265,7 @@ def test_malformed_schedule_event_is_a_clear_error(env: LocalEnvironment) -> Non
 
 
 def test_unknown_connection_is_a_clear_error(env: LocalEnvironment) -> None:
-    from connector.errors import ConfigurationError
+    from tasks.platform.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="unknown connection 'other' \\(configured: main\\)"):
         download(env, {"connection": "other", "kinds": ["invoices"]})
@@ -365,7 +366,7 @@ def test_connectwise_refusal_fails_the_batch_which_keeps_its_records(
 ) -> None:
     batch_id = download(env, {"connection": "main", "kinds": ["invoices"]})["batch_id"]
     # Someone posted the same GL entries in another batch directly on ConnectWise.
-    other = client.download_gl_batch(invoices=True)
+    other = client.download_gl_batch(["invoices"])
     client.update_gl_batch(other.batch_id, other.gl_entry_ids())
     assert confirm(env, {"connection": "main", "batch_id": batch_id}) == [{"batchItemFailures": []}]
     assert batches(env) == {f"batch#main#{batch_id}": "FAILED"}

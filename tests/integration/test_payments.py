@@ -8,14 +8,16 @@ from typing import Any
 
 import pytest
 
-from connector.errors import InvalidRequestError
-from connector.payment_ledger import PaymentLedger
-from connector.payments import HOLD_AFTER_UNKNOWN, Message, apply_payment_messages
-from connectwise.accounting import AccountingClient
-from connectwise.rest import RestClient
+from connectwise.accounting_interface.client import AccountingClient
+from connectwise.rest.client import RestClient
+from connectwise.transport import HOLD_AFTER_UNKNOWN
 from sandbox.server import SandboxServer
-from scripts.lambda_local import invoke, load_module, poll_sqs, sqs_event
+from scripts.lambda_local import invoke, poll_sqs, sqs_event
 from scripts.local_run import LocalEnvironment
+from tasks.payments.outcomes import Message
+from tasks.payments.settle import apply_payment_messages
+from tasks.platform.errors import InvalidRequestError
+from tasks.platform.payment_ledger import PaymentLedger
 from tests.conftest import rest_connection, sandbox_connection
 
 QUEUE, FUNCTION = "PaymentsQueue", "UploadInvoicePaymentsFunction"
@@ -353,7 +355,7 @@ def test_a_payment_in_another_currency_fails_alone(env: LocalEnvironment, sandbo
 def test_a_payment_arriving_while_another_invocation_holds_the_invoice_is_sent_by_the_holder(
     env: LocalEnvironment, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from connector.runtime import services
+    from tasks.runtime import services
 
     target = invoice(sandbox)
     p2 = payment(target.number, "5.00", "P2")
@@ -424,7 +426,7 @@ def test_a_message_delivered_again_after_its_invocation_died_reports_its_payment
     def die(*args: Any) -> None:
         raise RuntimeError("died after the ledger write, before writing results")
 
-    monkeypatch.setattr(load_module("upload_invoice_payments"), "write_result_files", die)
+    monkeypatch.setattr("tasks.payments.upload.write_result_files", die)
     event = sqs_event([_message("A", payment(target.number, "10.00", "P1"))], "arn:aws:sqs:q")
     with pytest.raises(RuntimeError, match="died"):
         invoke(env.stack, FUNCTION, event)
@@ -463,7 +465,7 @@ def on_connectwise_call(
 
 def fake_clock(env: LocalEnvironment, monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The payment function's wall clock, moved by the test (leases expire by it)."""
-    from connector.runtime import services
+    from tasks.runtime import services
 
     invoke(env.stack, FUNCTION, {"Records": []})  # its services, built from its environment
     now = [time.time()]
@@ -554,7 +556,7 @@ def test_a_write_landing_late_cannot_overwrite_a_newer_amount(
     nothing newer is written until it can no longer land."""
     import dataclasses
 
-    from connector.runtime import services
+    from tasks.runtime import services
 
     target = invoice(sandbox)
     clock = fake_clock(env, monkeypatch)

@@ -23,16 +23,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.payment_ledger import APPLIED, PaymentLedger, invoice_key
-from connector.payments import Message, PaymentOutcome, apply_payment_messages
-from connector.services import Services
-from connectwise.accounting import AccountingClient
+from connectwise.accounting_interface.client import AccountingClient
 from connectwise.backends import GLBackend
-from connectwise.rest import RestClient
+from connectwise.rest.client import RestClient
 from connectwise.transport import Deadline
 from sandbox.server import SandboxServer
 from scripts.local_aws import load_template
 from scripts.local_run import LocalEnvironment
+from tasks.payments.outcomes import Message, PaymentOutcome
+from tasks.payments.settle import apply_payment_messages
+from tasks.platform.payment_ledger import APPLIED, PaymentLedger, invoice_key
+from tasks.platform.services import Services
 from tests.conftest import rest_connection, sandbox_connection
 
 INVOICES = 3
@@ -62,7 +63,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def payment_services(env: LocalEnvironment, backend: str) -> Services:
     os.environ.update(env.stack.function_env("UploadInvoicePaymentsFunction"))
-    from connector.runtime import services
+    from tasks.runtime import services
 
     services.cache_clear()
     return services()

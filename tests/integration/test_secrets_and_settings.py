@@ -5,13 +5,14 @@ import json
 import pytest
 from aws_lambda_powertools.utilities import parameters
 
-from connector.errors import ConfigurationError
-from connector.runtime import accounting_clients
-from connector.secrets import load_connection
-from connector.settings import Settings
-from connectwise.accounting import AccountingClient
-from connectwise.rest import RestClient, RestConnection
+from connectwise.accounting_interface.client import AccountingClient
+from connectwise.rest.api import RestConnection
+from connectwise.rest.client import RestClient
 from scripts.local_run import SANDBOX_LOGINS, LocalEnvironment
+from tasks.platform.clients import accounting_clients
+from tasks.platform.errors import ConfigurationError
+from tasks.platform.secrets import load_connection
+from tasks.platform.settings import Settings
 
 
 def settings_for(env: LocalEnvironment) -> Settings:

@@ -7,7 +7,7 @@ import pytest
 
 from connectwise.conditions import all_of, render, where
 from connectwise.errors import AuthenticationError
-from connectwise.soap import IntegratorLogin, SoapClient, SoapFaultError
+from connectwise.soap.client import IntegratorLogin, SoapClient, SoapFaultError
 from sandbox.server import SandboxServer
 
 
@@ -84,7 +84,7 @@ def test_faults_become_typed_errors_with_connectwise_message(
 def test_the_sandbox_serves_the_bundled_wsdls(sandbox: SandboxServer) -> None:
     import requests
 
-    from connectwise.soap import WSDL_DIR
+    from connectwise.soap.client import WSDL_DIR
 
     base = f"http://{sandbox.site_address}/v4_6_release/apis"
     served = requests.get(f"{base}/2.0/InvoiceApi.asmx?wsdl", timeout=10)

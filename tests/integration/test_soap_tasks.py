@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from connector.errors import ConfigurationError, InvalidRequestError
-from connector.outputs import Store
-from connectwise.accounting import AccountingClient
-from connectwise.soap import SoapClient
+from connectwise.accounting_interface.client import AccountingClient
+from connectwise.soap.client import SoapClient
 from sandbox.server import SandboxServer
 from scripts.lambda_local import invoke
 from scripts.local_run import LocalEnvironment
+from tasks.platform.errors import ConfigurationError, InvalidRequestError
+from tasks.platform.storage import Store
 
 
 def download(env: LocalEnvironment, entity: str, **request: Any) -> dict[str, Any]:
@@ -164,7 +164,7 @@ def test_a_secret_without_integrator_login_is_a_clear_error(env: LocalEnvironmen
 
 
 def test_a_warm_invocation_does_not_parse_the_wsdl_again(env: LocalEnvironment) -> None:
-    from connectwise.soap import _document
+    from connectwise.soap.client import _document
 
     _document.cache_clear()
     download(env, "opportunities")

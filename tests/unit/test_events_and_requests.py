@@ -6,9 +6,9 @@ import pytest
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsModel
 
-from connector.errors import InvalidRequestError
-from connector.gl_batches import DownloadRequest, PostingConfirmation, RecreateRequest
-from connector.runtime import parse_request
+from tasks.gl.requests import DownloadRequest, PostingConfirmation, RecreateRequest
+from tasks.platform.errors import InvalidRequestError
+from tasks.platform.requests import parse_request
 from tests.conftest import ROOT
 
 EVENTS = ROOT / "events"
@@ -74,14 +74,14 @@ def test_kinds_are_deduplicated() -> None:
     "name", ["agreements", "companies", "invoices", "invoices_full", "opportunities", "purchase_orders"]
 )
 def test_download_events_are_schedule_inputs(name: str) -> None:
-    from connector.soap_tasks import DownloadRecordsRequest
+    from tasks.records.requests import DownloadRecordsRequest
 
     request = parse_request(load(f"download_{name}.json"), DownloadRecordsRequest)
     assert request.connection == "main" and request.full == name.endswith("_full")
 
 
 def test_report_events_parse_and_build_safe_conditions() -> None:
-    from connector.soap_tasks import ListReportsRequest, RunReportRequest
+    from tasks.records.requests import ListReportsRequest, RunReportRequest
 
     assert parse_request(load("list_reports.json"), ListReportsRequest).include_fields
     request = parse_request(load("run_report.json"), RunReportRequest)

@@ -4,8 +4,8 @@ from decimal import Decimal
 
 import pytest
 
-from connector.errors import InvalidRequestError
-from connector.payment_messages import Payment, RejectedPayment, parse_payment_message
+from tasks.payments.messages import Payment, RejectedPayment, parse_payment_message
+from tasks.platform.errors import InvalidRequestError
 from tests.conftest import SAMPLES
 
 ONE = (

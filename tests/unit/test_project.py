@@ -153,7 +153,9 @@ def test_sam_build_puts_arm64_wheels_in_the_layer(tmp_path) -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     layer = build_dir / "ConnectWiseLayer" / "python"
-    assert (layer / "connectwise" / "glexport.py").exists() and (layer / "connector" / "ledger.py").exists()
+    assert (layer / "connectwise" / "glexport" / "models.py").exists() and (
+        layer / "tasks" / "runtime.py"
+    ).exists()
     compiled = [p.name for p in layer.glob("pydantic_core/*.so")]
     assert compiled and all("aarch64" in name for name in compiled), compiled
     assert (layer / "zeep" / "client.py").exists()

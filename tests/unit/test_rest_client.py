@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from connectwise import jsonmoney
-from connectwise.accounting import AccountingClient, RecreateFilters
+from connectwise.accounting_interface.client import AccountingClient
 from connectwise.errors import (
     AuthenticationError,
     DocumentError,
@@ -20,37 +20,37 @@ from connectwise.errors import (
     UnknownBatchError,
     UnknownInvoiceError,
 )
-from connectwise.rest import RestClient
-from connectwise.rest_glexport import MAPPING, mapping_table
+from connectwise.glexport.rest_json import MAPPING, mapping_table
+from connectwise.models import KINDS, RecreateFilters
+from connectwise.rest.client import RestClient
 from sandbox.server import SandboxServer, start_sandbox
 from tests.conftest import ROOT, rest_connection
 
-ALL = {"invoices": True, "expenses": True, "procurement": True}
 NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 
 
 def test_download_update_and_recreate(rest_client: RestClient, sandbox: SandboxServer) -> None:
-    batch = rest_client.download_gl_batch(**ALL)
+    batch = rest_client.download_gl_batch(KINDS)
     assert batch.counts() == {"invoices": 12, "expenses": 4, "procurement": 3}
     assert batch.media_type == "application/json" and batch.raw_name == "glexport.json"
     assert sandbox.accounting.unposted_invoice_numbers() != []  # an export marks nothing
     rest_client.update_gl_batch(batch.batch_id, batch.gl_entry_ids(), kinds=["invoices"])
     assert sandbox.accounting.unposted_invoice_numbers() == []
-    assert rest_client.download_gl_batch(**ALL).is_empty
+    assert rest_client.download_gl_batch(KINDS).is_empty
     again = rest_client.recreate_gl_batch(batch.batch_id)
     assert again.batch_id == batch.batch_id and again.summary() == batch.summary()
 
 
 def test_both_backends_see_one_site(rest_client: RestClient, client: AccountingClient) -> None:
     """A batch posted through REST leaves the legacy unposted lists, and the other way round."""
-    rest_batch = rest_client.download_gl_batch(invoices=True)
+    rest_batch = rest_client.download_gl_batch(["invoices"])
     rest_client.update_gl_batch(rest_batch.batch_id, rest_batch.gl_entry_ids(), kinds=["invoices"])
-    assert client.download_gl_batch(invoices=True).is_empty
+    assert client.download_gl_batch(["invoices"]).is_empty
     assert client.recreate_gl_batch(rest_batch.batch_id).counts()["invoices"] == 12
 
-    legacy = client.download_gl_batch(expenses=True)
+    legacy = client.download_gl_batch(["expenses"])
     client.update_gl_batch(legacy.batch_id, legacy.gl_entry_ids())
-    assert rest_client.download_gl_batch(expenses=True).is_empty
+    assert rest_client.download_gl_batch(["expenses"]).is_empty
     assert rest_client.recreate_gl_batch(legacy.batch_id).counts()["expenses"] == 4
 
 
@@ -58,7 +58,7 @@ def test_the_rest_document_maps_onto_the_legacy_models(
     rest_client: RestClient, client: AccountingClient
 ) -> None:
     """Every mapped attribute of every record equals what the Accounting Interface says."""
-    legacy, rest = client.download_gl_batch(**ALL), rest_client.download_gl_batch(**ALL)
+    legacy, rest = client.download_gl_batch(KINDS), rest_client.download_gl_batch(KINDS)
     assert rest.gl_entry_ids() == legacy.gl_entry_ids() and rest.totals() == legacy.totals()
     compared = 0
     for attribute in ("Vendors", "Customers", "Transactions", "PurchaseTransactions"):
@@ -87,7 +87,7 @@ def test_the_mapping_document_is_current() -> None:
 
 def test_records_are_listed_in_forward_only_pages(sandbox: SandboxServer) -> None:
     small = RestClient(rest_connection(sandbox), page_size=5, backoff=0)
-    batch = small.download_gl_batch(invoices=True)
+    batch = small.download_gl_batch(["invoices"])
     assert batch.counts()["invoices"] == 12
     calls = sandbox.rest.calls
     assert calls["GET /finance/accounting/unpostedinvoices"] == 3  # 5 + 5 + 2, by pageId
@@ -101,19 +101,19 @@ def test_thru_date_and_location_id_narrow_the_export(
     rest_client: RestClient, client: AccountingClient
 ) -> None:
     thru = date(2026, 8, 20)
-    rest = rest_client.download_gl_batch(invoices=True, thru_date=thru, owner_level="2")
-    legacy = client.download_gl_batch(invoices=True, thru_date=thru, owner_level="London")
+    rest = rest_client.download_gl_batch(["invoices"], thru_date=thru, owner_level="2")
+    legacy = client.download_gl_batch(["invoices"], thru_date=thru, owner_level="London")
     assert 0 < rest.counts()["invoices"] < 12
     assert [t.DocumentNumber for t in rest.document.Transactions] == [
         t.DocumentNumber for t in legacy.document.Transactions
     ]
     with pytest.raises(ValueError, match="location id"):
-        rest_client.download_gl_batch(invoices=True, owner_level="London")
+        rest_client.download_gl_batch(["invoices"], owner_level="London")
 
 
 def test_recreate_filters_take_record_ids(rest_client: RestClient) -> None:
-    batch = rest_client.download_gl_batch(**ALL)
-    rest_client.update_gl_batch(batch.batch_id, batch.gl_entry_ids(), kinds=list(ALL))
+    batch = rest_client.download_gl_batch(KINDS)
+    rest_client.update_gl_batch(batch.batch_id, batch.gl_entry_ids(), kinds=list(KINDS))
     numbers = [int(t.DocumentNumber.removeprefix("CW-")) for t in batch.document.Transactions]
     excluded = rest_client.recreate_gl_batch(
         batch.batch_id, filters=RecreateFilters(exclude_invoice_ids=numbers[:2], include_inventory_ids=[700])
@@ -133,11 +133,11 @@ def test_an_export_short_of_the_listed_invoices_is_refused(
 
     monkeypatch.setattr(sandbox.rest, "_export", short)
     with pytest.raises(DocumentError, match="holds 11 invoices, but 12 were listed"):
-        rest_client.download_gl_batch(invoices=True)
+        rest_client.download_gl_batch(["invoices"])
 
 
 def test_update_is_idempotent_and_refusals_are_typed(rest_client: RestClient, sandbox: SandboxServer) -> None:
-    batch = rest_client.download_gl_batch(invoices=True)
+    batch = rest_client.download_gl_batch(["invoices"])
     ids = batch.gl_entry_ids()
     assert rest_client.update_gl_batch(batch.batch_id, ids, kinds=["invoices"]).endswith("created")
     assert rest_client.update_gl_batch(batch.batch_id, ids).endswith("already exists")  # a redelivery
@@ -201,7 +201,7 @@ def test_wrong_keys_missing_client_id_and_unknown_company_name_the_connection(sa
     for change, message in cases:
         client = RestClient(rest_connection(sandbox, **change), name="acme", backoff=0)
         with pytest.raises(AuthenticationError, match=message) as caught:
-            client.download_gl_batch(invoices=True)
+            client.download_gl_batch(["invoices"])
         text = str(caught.value)
         assert "connection 'acme'" in text
         assert not any(
@@ -226,9 +226,9 @@ def test_5xx_is_retried_only_where_repeating_is_safe(
     rest_client: RestClient, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("connectwise.transport.time.sleep", lambda seconds: None)
-    batch = rest_client.download_gl_batch(invoices=True)
+    batch = rest_client.download_gl_batch(["invoices"])
     sandbox.faults.set({"statuses": [502]})
-    assert rest_client.download_gl_batch(invoices=True).counts()["invoices"] == 12  # GET retried
+    assert rest_client.download_gl_batch(["invoices"]).counts()["invoices"] == 12  # GET retried
     invoice = sandbox.accounting.site.invoices[3]
     sandbox.faults.set({"statuses": [502], "methods": ["POST"]})  # the create: a gateway gave up on it
     with pytest.raises(OutcomeUnknownError) as caught:
@@ -258,7 +258,7 @@ def test_a_next_page_on_another_host_is_refused(
     monkeypatch.setattr(sandbox.rest, "handle", elsewhere)
     small = RestClient(rest_connection(sandbox), page_size=5)
     with pytest.raises(DocumentError, match="next page is on another site"):
-        small.download_gl_batch(invoices=True)
+        small.download_gl_batch(["invoices"])
 
 
 def test_money_is_exact_both_ways() -> None:
@@ -274,7 +274,7 @@ def test_keys_never_reach_the_logs(
     rest_client: RestClient, sandbox: SandboxServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.DEBUG):
-        rest_client.download_gl_batch(invoices=True)
+        rest_client.download_gl_batch(["invoices"])
         rest_client.update_invoice_payment(sandbox.accounting.site.invoices[0].number, Decimal("1.00"), NOW)
     text = caplog.text + repr(rest_client.connection)
     assert caplog.records  # urllib3 logged the calls
@@ -303,7 +303,7 @@ def test_timeouts_repeat_reads_but_not_a_create(
     RestClient(rest_connection(sandbox)).list_batches()  # the first exchange builds the contract validator
     client = RestClient(rest_connection(sandbox), timeout=(2.0, 0.5), backoff=0)
     sandbox.faults.set({"hangs": 1, "hang_seconds": 1.0})
-    assert client.download_gl_batch(invoices=True).counts()["invoices"] == 12  # the listing's GET repeated
+    assert client.download_gl_batch(["invoices"]).counts()["invoices"] == 12  # the listing's GET repeated
 
     invoice = sandbox.accounting.site.invoices[4]
     original = client.pages

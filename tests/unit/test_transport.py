@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from connectwise.accounting import AccountingClient
+from connectwise.accounting_interface.client import AccountingClient
 from connectwise.errors import OutcomeUnknownError, TransportError
-from connectwise.rest import RestClient
-from connectwise.soap import IntegratorLogin, SoapClient
+from connectwise.rest.client import RestClient
+from connectwise.soap.client import IntegratorLogin, SoapClient
 from connectwise.transport import Deadline
 from sandbox.server import SandboxServer
 from tests.conftest import rest_connection, sandbox_connection
@@ -71,7 +71,7 @@ def test_no_client_follows_a_redirect_with_its_credentials(
         lambda: legacy.update_invoice_payment(
             sandbox.accounting.site.invoices[0].number, Decimal("1.00"), NOW
         ),
-        lambda: rest.download_gl_batch(invoices=True),
+        lambda: rest.download_gl_batch(["invoices"]),
         lambda: soap.get_reports(),
     ]
     for call in calls:
@@ -97,7 +97,7 @@ def test_a_write_is_never_sent_again_after_its_reply_was_lost(sandbox: SandboxSe
     time.sleep(0.8)  # it lands late
     assert sandbox.accounting.payment_updates == 1 and invoice.paid_amount == Decimal("5.00")
     sandbox.faults.set({"hangs": 1, "hang_seconds": 0.8})
-    assert client.download_gl_batch(invoices=True).counts()["invoices"] == 12  # an export is repeated
+    assert client.download_gl_batch(["invoices"]).counts()["invoices"] == 12  # an export is repeated
 
 
 def test_a_cut_reply_to_a_write_is_an_unknown_outcome(sandbox: SandboxServer) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from connectwise.errors import ConnectWiseError
-from connectwise.soap import ENTITIES, REPORTING, WSDL_DIR, _document, _NoNetwork
+from connectwise.soap.client import ENTITIES, REPORTING, WSDL_DIR, _document, _NoNetwork
 from scripts.author_wsdl import APIS, authored_path, wsdl
 
 PUBLISHED = Path(__file__).resolve().parents[3] / "shared" / "reference" / "wsdl"

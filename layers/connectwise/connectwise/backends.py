@@ -5,16 +5,18 @@ legacy GL page with a member login; `backend: "rest"` is the REST API with an AP
 Both clients offer the operations of `GLBackend`, so the tasks never ask which one they have.
 """
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Protocol
 
 from pydantic import Discriminator, Tag, TypeAdapter
 
-from connectwise.accounting import AccountingClient, Connection, PaymentApplied, RecreateFilters
+from connectwise.accounting_interface.client import AccountingClient, Connection
 from connectwise.glexport import GLBatch
-from connectwise.rest import RestClient, RestConnection
+from connectwise.models import PaymentApplied, RecreateFilters
+from connectwise.rest.api import RestConnection
+from connectwise.rest.client import RestClient
 from connectwise.transport import Deadline
 
 AnyConnection = Connection | RestConnection
@@ -45,14 +47,10 @@ class GLBackend(Protocol):
         ...
 
     def download_gl_batch(
-        self,
-        *,
-        invoices: bool = ...,
-        expenses: bool = ...,
-        procurement: bool = ...,
-        thru_date: date | None = ...,
-        owner_level: str | None = ...,
-    ) -> GLBatch: ...
+        self, kinds: Collection[str], *, thru_date: date | None = ..., owner_level: str | None = ...
+    ) -> GLBatch:
+        """Export the unposted records of the kinds (invoices, expenses, procurement)."""
+        ...
 
     def recreate_gl_batch(
         self,

@@ -1,5 +1,10 @@
 """Typed errors. Each carries ConnectWise's own message and says whether a retry may help."""
 
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+
 
 class ConnectWiseError(Exception):
     """Base class. `transient` is True when the same call may succeed later."""
@@ -47,3 +52,16 @@ class OutcomeUnknownError(TransportError):
 
 class DocumentError(ConnectWiseError):
     """A document from ConnectWise (or a user) is malformed, hostile or fails validation."""
+
+
+def describe_validation(
+    exc: ValidationError, limit: int = 5, name: Callable[[tuple[Any, ...]], str] | None = None
+) -> str:
+    """`field: problem; ...` for at most `limit` problems, never echoing the input (it may hold a
+    secret or a whole record). `name` turns an error's location into the field name shown."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False)[:limit]:
+        location = name(error["loc"]) if name else ".".join(str(part) for part in error["loc"])
+        problems.append(f"{location or '(root)'}: {error['msg'].removeprefix('Value error, ')}")
+    more = len(exc.errors()) - limit
+    return "; ".join(problems) + (f" (and {more} more)" if more > 0 else "")

@@ -1,0 +1,191 @@
+"""Accounting Interface client: download, recreate and update GL batches, invoice payments.
+
+The wire details live in `connectwise.accounting_interface.wire`; this module adds the
+connection model, the HTTP exchange (see `connectwise.transport`) and the translation of
+ConnectWise's replies into typed results and errors.
+"""
+
+import copy
+from collections.abc import Collection, Iterable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+import requests
+from pydantic import Field, SecretStr
+
+from connectwise import transport
+from connectwise.accounting_interface import wire
+from connectwise.errors import (
+    AuthenticationError,
+    ConnectWiseError,
+    DocumentError,
+    OutcomeUnknownError,
+    PsaError,
+    TransportError,
+    UnknownBatchError,
+    UnknownInvoiceError,
+)
+from connectwise.glexport import GLBatch, parse_glexport
+from connectwise.models import IntegratorSecret, PaymentApplied, RecreateFilters, SiteLogin, check_payment
+from connectwise.safexml import parse_xml
+from connectwise.transport import Deadline
+
+
+class Connection(SiteLogin):
+    """A member login to one ConnectWise site's Accounting Interface (the secret's JSON), and
+    optionally the site's Integrator Login for the SOAP tasks."""
+
+    backend: Literal["accounting_interface"] = "accounting_interface"
+    company: str = Field(min_length=1)
+    username: str = Field(min_length=1)
+    password: SecretStr = Field(min_length=1)
+    integrator: IntegratorSecret | None = None
+
+    @property
+    def url(self) -> str:
+        return wire.page_url(self.site, self.directory, self.use_ssl)
+
+
+class AccountingClient:
+    """One ConnectWise site's Accounting Interface, as one member."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        timeout: tuple[float, float] = (5.0, 120.0),
+        retries: int = 3,
+        backoff: float = 0.5,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.connection = connection
+        self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        self.session = session or transport.new_session()
+        if transport.refuse_redirects not in self.session.hooks["response"]:
+            self.session.hooks["response"].append(transport.refuse_redirects)
+        self.deadline = Deadline()
+
+    def within(self, deadline: Deadline) -> "AccountingClient":
+        """This client (same session) with every call and wait fitting `deadline`."""
+        bound = copy.copy(self)
+        bound.deadline = deadline
+        return bound
+
+    def download_gl_batch(
+        self, kinds: Collection[str], *, thru_date: date | None = None, owner_level: str | None = None
+    ) -> GLBatch:
+        """Export the unposted records of the chosen kinds. Nothing is marked on ConnectWise."""
+        if not kinds:
+            raise ValueError("choose at least one of invoices, expenses, procurement")
+        fields = wire.export_fields(
+            "invoices" in kinds, "expenses" in kinds, "procurement" in kinds, thru_date, owner_level
+        )
+        return parse_glexport(self._post(fields, repeatable=True))  # an export marks nothing
+
+    def recreate_gl_batch(
+        self,
+        batch_id: str,
+        *,
+        filters: RecreateFilters | None = None,
+        thru_date: date | None = None,
+        owner_level: str | None = None,
+    ) -> GLBatch:
+        """Download a previously updated batch again, with optional record filters."""
+        filters = filters or RecreateFilters()
+        fields = wire.recreate_fields(batch_id, filters.model_dump(), thru_date, owner_level)
+        return parse_glexport(self._post(fields, repeatable=True))
+
+    def update_gl_batch(self, batch_id: str, gl_entry_ids: Iterable[int], kinds: Iterable[str] = ()) -> str:
+        """Add posted GL entries to the batch so they are never exported again (the batch's
+        kinds are ConnectWise's to know here; the REST backend needs them)."""
+        body = self._post(wire.update_fields(batch_id, gl_entry_ids), repeatable=False)
+        root = _write_reply(body, f"the update of batch {batch_id}")
+        return (root.text or "").strip()
+
+    def posted_entries(self, batch_id: str) -> set[int] | None:
+        """The GL entries ConnectWise holds in this batch (a recreate of it), None if none."""
+        try:
+            return set(self.recreate_gl_batch(batch_id).gl_entry_ids())
+        except UnknownBatchError:
+            return None
+
+    def update_invoice_payment(
+        self, invoice_number: str, paid_amount: Decimal, date_paid: datetime
+    ) -> PaymentApplied:
+        """Set the invoice's single payment to `paid_amount` (ConnectWise caps it at the total)."""
+        check_payment(invoice_number, paid_amount, date_paid)
+        body = self._post(wire.payment_fields(invoice_number, paid_amount, date_paid), repeatable=False)
+        what = f"the payment of invoice {invoice_number}"
+        root = _write_reply(body, what)
+        try:
+            return PaymentApplied(
+                invoice_number=root.get(wire.INVOICE_NUMBER, invoice_number),
+                total=Decimal(root.get(wire.INVOICE_TOTAL, "")),
+                paid_amount=Decimal(root.get(wire.PAID_AMOUNT, "")),
+                date_paid=datetime.fromisoformat(root.get(wire.DATE_PAID, ""))
+                if root.get(wire.DATE_PAID)
+                else None,
+            )
+        except (ArithmeticError, ValueError):
+            raise OutcomeUnknownError(
+                f"{what}: the reply lacks Total or PaidAmount; ConnectWise may have applied it"
+            ) from None
+
+    def _post(self, fields: dict[str, str], repeatable: bool) -> bytes:
+        login = wire.login_fields(
+            self.connection.company, self.connection.username, self.connection.password.get_secret_value()
+        )
+        response = transport.send(
+            self.session,
+            wire.METHOD,
+            self.connection.url,
+            what=fields.get(wire.ACTION, "?"),
+            deadline=self.deadline,
+            timeout=self.timeout,
+            retries=self.retries,
+            backoff=self.backoff,
+            repeatable=repeatable,
+            data=login | fields,
+        )
+        body = response.content
+        _raise_for_psa_error(body)
+        if response.status_code >= 400:
+            raise TransportError(
+                f"{fields.get(wire.ACTION, '?')}: HTTP {response.status_code} from ConnectWise"
+                f"{transport.first_line(response)}",
+                status=response.status_code,
+                transient=False,
+            )
+        return body
+
+
+def _write_reply(body: bytes, what: str) -> Any:
+    """The <PsaData> root of a write's reply; anything unreadable leaves the outcome unknown."""
+    try:
+        root = parse_xml(body, "reply")
+    except DocumentError as exc:
+        raise OutcomeUnknownError(
+            f"{what}: unreadable reply ({exc.message}); ConnectWise may have applied it"
+        ) from None
+    if root.tag != "PsaData":
+        raise OutcomeUnknownError(f"{what}: unexpected reply <{root.tag}>; ConnectWise may have applied it")
+    return root
+
+
+def _raise_for_psa_error(body: bytes) -> None:
+    if b"<PsaError" not in body[:200]:
+        return
+    try:
+        root = parse_xml(body, "error reply")
+    except ConnectWiseError:
+        return
+    text = (root.text or "").strip()
+    message = text.splitlines()[0].removeprefix("System.Exception: ").strip() if text else "PsaError"
+    if wire.BAD_LOGIN in message:
+        raise AuthenticationError(message)
+    if wire.UNKNOWN_BATCH in message:
+        raise UnknownBatchError(message)
+    if wire.UNKNOWN_INVOICE in message:
+        raise UnknownInvoiceError(message)
+    raise PsaError(message)

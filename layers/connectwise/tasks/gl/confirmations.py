@@ -1,0 +1,57 @@
+"""Posting confirmations from SQS: one confirmation per message, settled one by one.
+
+Transient faults fail only that message (partial batch response) so SQS retries it and, after
+the redrive limit, moves it to the DLQ. Permanent faults (bad message, unknown batch or
+connection, a confirmation a posted batch cannot take) are kept in the DLQ at once with their
+error, counted in the ConfirmationsRejected metric, and the message is acknowledged: recorded,
+not retried forever. Redeliveries are no-ops through the ledger's conditional transitions, keyed
+by the batch id, which also covers a producer re-sending the same confirmation as a new message
+(Powertools idempotency keyed by messageId would not).
+"""
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+
+from connectwise.transport import Deadline
+from tasks.gl.requests import PostingConfirmation
+from tasks.gl.update import update_gl_batch
+from tasks.platform.errors import is_permanent
+from tasks.platform.requests import parse_request
+from tasks.platform.services import Services
+
+
+def apply_confirmations(
+    records: list[SqsRecordModel], services: Services, deadline: Deadline
+) -> dict[str, Any]:
+    """Each message's confirmation applied; the SQS partial batch response of those to retry."""
+    failures = []
+    for record in records:
+        try:
+            apply_confirmation(record, services, deadline)
+        except Exception:
+            failures.append({"itemIdentifier": record.messageId})
+    return {"batchItemFailures": failures}
+
+
+def apply_confirmation(record: SqsRecordModel, services: Services, deadline: Deadline) -> dict[str, Any]:
+    log = services.log
+    log.set_correlation_id(record.messageId)
+    try:
+        try:
+            body = json.loads(str(record.body))
+        except (json.JSONDecodeError, RecursionError, TypeError):
+            body = None
+        return update_gl_batch(parse_request(body, PostingConfirmation), services, deadline)
+    except Exception as exc:
+        if not is_permanent(exc):
+            log.warning("transient failure; SQS will retry", extra={"error": str(exc)})
+            raise
+        services.dead_letters.keep(record.messageId, str(record.body), str(exc))
+        log.error(
+            "message rejected and copied to the DLQ",
+            extra={"error": str(exc), "message_id": record.messageId},
+        )
+        services.count("ConfirmationsRejected", 1)
+        return {"status": "rejected", "error": str(exc)}

@@ -1,0 +1,132 @@
+"""Download a GL batch: one batch per connection and kind at a time (`Ledger.claim`), outputs
+written before the batch is recorded, the event published last; an open batch is announced
+again instead of downloading its records twice."""
+
+import uuid
+from typing import Any
+
+from connectwise.glexport import GLBatch
+from connectwise.transport import Deadline
+from tasks.gl.requests import DownloadRequest
+from tasks.platform.batch_ledger import DOWNLOADED, FAILED, OPEN, BatchRecord
+from tasks.platform.keys import batch_prefix
+from tasks.platform.services import Services
+from tasks.platform.storage import Store
+
+
+def download_gl_batch(
+    request: DownloadRequest, services: Services, deadline: Deadline | None = None
+) -> dict[str, Any]:
+    """Download the unposted records of the requested kinds as one batch (or re-announce the open one)."""
+    ledger, log = services.ledger, services.log
+    now = int(services.clock())
+    token = uuid.uuid4().hex
+    holders = ledger.claim(
+        request.connection, request.kinds, token, now, services.settings.stale_after_seconds
+    )
+    if holders:
+        return _held(request, holders, services)
+
+    try:
+        client = services.client_for(request.connection).within(deadline or Deadline())
+        batch = client.download_gl_batch(
+            request.kinds,
+            thru_date=request.thru_date,
+            owner_level=request.owner_level,
+        )
+        if batch.is_empty:
+            ledger.release(request.connection, request.kinds, token)
+            log.info("nothing to export", extra={"connection": request.connection, "kinds": request.kinds})
+            return {"status": "empty", "connection": request.connection, "kinds": request.kinds}
+        counts = batch.counts()
+        record = BatchRecord(
+            connection=request.connection,
+            batch_id=batch.batch_id,
+            kinds=[kind for kind in request.kinds if counts[kind]],
+            status=DOWNLOADED,
+            created_at=now,
+            counts=counts,
+            totals={kind: str(total) for kind, total in batch.totals().items()},
+            keys=_write_batch(services.store, request.connection, batch, request),
+            gl_entry_count=len(batch.gl_entry_ids()),
+        )
+        ledger.record_download(record, token)
+    except BaseException:
+        ledger.release(request.connection, request.kinds, token)
+        raise
+    # Kinds that came back empty hold nothing: give them back to other schedules.
+    ledger.release(request.connection, [k for k in request.kinds if k not in record.kinds], token)
+    if batch.ignored_elements:
+        log.warning(
+            f"GLExport had sections this connector does not model; they are kept in {batch.raw_name}",
+            extra={"batch_id": batch.batch_id, "elements": list(batch.ignored_elements)},
+        )
+    detail = _batch_detail(record) | {"reannounced": False}
+    services.notices.publish("GLBatchDownloaded", detail)
+    log.info("batch downloaded", extra=detail)
+    return {"status": "downloaded"} | detail
+
+
+def _held(request: DownloadRequest, holders: list[Any], services: Services) -> dict[str, Any]:
+    """Someone holds the kinds: re-announce open batches, or wait for the running download."""
+    batch_ids = sorted({h.batch_id for h in holders if h.state == OPEN})
+    if not batch_ids:
+        services.log.info(
+            "another download of these kinds is running; nothing to do",
+            extra={"connection": request.connection, "kinds": request.kinds},
+        )
+        return {"status": "busy", "connection": request.connection, "kinds": request.kinds}
+    announced, blocked = [], []
+    for batch_id in batch_ids:
+        record = services.ledger.get(request.connection, batch_id)
+        if record is None:
+            continue
+        if record.status == FAILED:
+            blocked.append({"batch_id": batch_id, "error": record.error})
+            services.log.error(
+                "batch failed to post and still holds its records: re-send its confirmation or abandon it",
+                extra={"connection": request.connection, "batch_id": batch_id, "error": record.error},
+            )
+            continue
+        detail = _batch_detail(record) | {"reannounced": True}
+        services.notices.publish("GLBatchDownloaded", detail)
+        announced.append(batch_id)
+        services.log.info("open batch re-announced instead of a new download", extra=detail)
+    return {
+        "status": "reannounced" if announced else "blocked",
+        "connection": request.connection,
+        "batch_ids": announced,
+        "blocked": blocked,
+    }
+
+
+def _write_batch(store: Store, connection: str, batch: GLBatch, request: DownloadRequest) -> dict[str, str]:
+    """glexport.xml (byte for byte), records.jsonl and the manifest of GL entry ids."""
+    prefix = batch_prefix(connection, batch.batch_id)
+    keys = {
+        "glexport": store.put(prefix + batch.raw_name, batch.raw, batch.media_type),
+        "records": store.put_json_lines(prefix + "records.jsonl", batch.json_lines()),
+    }
+    keys["manifest"] = store.put_json(
+        prefix + "manifest.json",
+        batch.summary()
+        | {
+            "connection": connection,
+            "kinds": request.kinds,
+            "keys": dict(keys),
+            "gl_entry_ids": batch.gl_entry_ids(),
+        },
+    )
+    return keys
+
+
+def _batch_detail(record: BatchRecord) -> dict[str, Any]:
+    return {
+        "connection": record.connection,
+        "batch_id": record.batch_id,
+        "kinds": record.kinds,
+        "counts": record.counts,
+        "totals": record.totals,
+        "gl_entry_ids": record.gl_entry_count,
+        "keys": record.keys,
+    }

@@ -1,0 +1,57 @@
+"""The files and events a payments invocation leaves: success and fail files in S3 (the
+reference XML shape and JSON Lines), one event per applied or failed payment."""
+
+from dataclasses import asdict
+from decimal import Decimal
+
+from tasks.payments.messages import payments_document
+from tasks.payments.outcomes import BatchResult, PaymentOutcome
+from tasks.platform.keys import payments_prefix
+from tasks.platform.services import Services
+
+
+def overage_warning(outcome: PaymentOutcome) -> str:
+    return (
+        f"Paid amount exceeds the invoice total: ConnectWise capped invoice {outcome.invoice_number} at "
+        f"{outcome.invoice_total} and discarded {outcome.overage}"
+    )
+
+
+def write_result_files(result: BatchResult, services: Services, request_id: str) -> dict[str, str]:
+    """Success and fail files (reference XML shape + JSON Lines) for this invocation, in S3.
+
+    The fail file lists failed payments and, as warnings, the overage ConnectWise discarded.
+    Each row says its `kind`: an individual payment (summed) or a paid-to-date amount (set).
+    """
+    applied = [o for o in result.outcomes if o.status == "applied"]
+    failed = [o for o in result.outcomes if o.status == "failed"]
+    overages = [o for o in applied if Decimal(o.overage) > 0]
+    fail_rows = [asdict(o) for o in failed] + [
+        asdict(o) | {"status": "overage", "paid_amount": o.overage, "error": overage_warning(o)}
+        for o in overages
+    ]
+    prefix = payments_prefix(services.clock(), request_id)
+    keys: dict[str, str] = {}
+    store = services.store
+    if applied:
+        rows = [asdict(o) for o in applied]
+        keys["success_xml"] = store.put(
+            f"{prefix}-success.xml", payments_document(rows, with_errors=False), "application/xml"
+        )
+        keys["success_jsonl"] = store.put_json_lines(f"{prefix}-success.jsonl", rows)
+    if fail_rows:
+        keys["fail_xml"] = store.put(
+            f"{prefix}-fail.xml", payments_document(fail_rows, with_errors=True), "application/xml"
+        )
+        keys["fail_jsonl"] = store.put_json_lines(f"{prefix}-fail.jsonl", fail_rows)
+    return keys
+
+
+def publish_outcomes(result: BatchResult, services: Services) -> None:
+    entries = []
+    for outcome in result.outcomes:
+        if outcome.status == "applied":
+            entries.append(("InvoicePaymentApplied", asdict(outcome)))
+        elif outcome.status == "failed":
+            entries.append(("InvoicePaymentFailed", asdict(outcome)))
+    services.notices.publish_many(entries)

@@ -1,0 +1,62 @@
+"""Payments from SQS: every message of the batch settled (`settle`), then what it leaves:
+messages that can never succeed kept in the DLQ, the result files, the events, the metrics, and
+the partial batch response that makes SQS retry only the messages that hit a transient fault.
+
+An unreadable message, and a message whose connection failed (credentials refused, secret
+missing), is kept in the DLQ with its error, to be re-driven once fixed; its payments are also
+in the fail file and events.
+"""
+
+from decimal import Decimal
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+
+from connectwise.transport import Deadline
+from tasks.payments.outcomes import Message
+from tasks.payments.results import publish_outcomes, write_result_files
+from tasks.payments.settle import apply_payment_messages
+from tasks.platform.services import Services
+
+
+def upload_invoice_payments(
+    records: list[SqsRecordModel], services: Services, deadline: Deadline, request_id: str
+) -> dict[str, Any]:
+    messages = [
+        Message(
+            message_id=record.messageId, body=str(record.body), connection=_attribute(record, "connection")
+        )
+        for record in records
+    ]
+    result = apply_payment_messages(messages, services, deadline)
+    for message_id, error in result.rejected.items():
+        body = next(m.body for m in messages if m.message_id == message_id)
+        services.dead_letters.keep(message_id, body, error)
+        services.log.error(
+            "message rejected and copied to the DLQ", extra={"error": error, "message_id": message_id}
+        )
+    keys = write_result_files(result, services, request_id)
+    publish_outcomes(result, services)
+
+    counts = {
+        status: sum(1 for o in result.outcomes if o.status == status)
+        for status in ("applied", "failed", "duplicate")
+    }
+    overpaid = [o for o in result.outcomes if o.status == "applied" and Decimal(o.overage) > 0]
+    services.count("PaymentsApplied", counts["applied"])
+    services.count("PaymentsFailed", counts["failed"])
+    services.count("PaymentsDuplicate", counts["duplicate"])
+    services.count("PaymentOverages", len(overpaid))
+    services.count("PaymentsRetried", len(result.retry))
+    services.log.info(
+        "payments settled",
+        extra={"counts": counts, "overages": len(overpaid), "retry": result.retry, "files": keys},
+    )
+    for error in result.errors:
+        services.log.warning("transient failure; SQS will retry", extra={"error": error})
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in result.retry]}
+
+
+def _attribute(record: SqsRecordModel, name: str) -> str | None:
+    attribute = record.messageAttributes.get(name)
+    return attribute.stringValue if attribute else None

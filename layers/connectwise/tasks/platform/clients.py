@@ -1,0 +1,87 @@
+"""ConnectWise clients per connection, built from the connection's secret and kept while it is
+unchanged."""
+
+import threading
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from connectwise.backends import AnyConnection, GLBackend, client_for
+from tasks.platform.errors import ConfigurationError
+from tasks.platform.secrets import load_connection
+from tasks.platform.settings import Settings
+
+L = TypeVar("L")  # a login read from a connection's secret
+C = TypeVar("C")  # the client built from it
+
+
+class ClientsByConnection(Generic[L, C]):
+    """One client per connection, shared by the invocation's threads and kept while the login read
+    from its secret is unchanged: its connections to ConnectWise are reused instead of a new TLS
+    session per call, and a rotated secret gets a new client."""
+
+    def __init__(self, load: Callable[[str, bool], L], build: Callable[[L, str], C]) -> None:
+        self._load, self._build = load, build
+        self._clients: dict[str, tuple[L, C]] = {}
+        self._stale: set[str] = set()
+        self._lock = threading.Lock()
+
+    def refresh(self, name: str) -> None:
+        """Read the connection's secret afresh next time (ConnectWise refused what it held)."""
+        with self._lock:
+            self._stale.add(name)
+
+    def __call__(self, name: str) -> C:
+        with self._lock:  # one secret fetch per expiry of its cache, not one per thread
+            login = self._load(name, name in self._stale)
+            self._stale.discard(name)
+            held = self._clients.get(name)
+            if held is None or held[0] != login:
+                held = self._clients[name] = (login, self._build(login, name))
+            return held[1]
+
+
+def accounting_clients(settings: Settings) -> ClientsByConnection[AnyConnection, GLBackend]:
+    """The client of each connection's backend (Accounting Interface or REST), per its secret."""
+    return ClientsByConnection(lambda name, fresh: load_connection(name, settings, fresh), client_for)
+
+
+class SoapClientsOnFirstUse:
+    """`soap_clients`, with zeep imported on first use: the accounting functions never call it,
+    so their cold start never loads zeep."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._clients: Any = None
+
+    def __call__(self, name: str) -> Any:
+        if self._clients is None:
+            self._clients = soap_clients(self.settings)
+        return self._clients(name)
+
+
+def soap_clients(settings: Settings) -> "ClientsByConnection[Any, Any]":
+    from connectwise.soap.client import SoapClient  # zeep: only where SOAP is used
+
+    return ClientsByConnection(
+        lambda name, fresh: integrator_login(name, settings, fresh), lambda login, _: SoapClient(login)
+    )
+
+
+def integrator_login(name: str, settings: Settings, fresh: bool = False) -> Any:
+    """The connection's Integrator Login (a `connectwise.soap.client.IntegratorLogin`)."""
+    from connectwise.soap.client import IntegratorLogin
+
+    connection = load_connection(name, settings, fresh)
+    if connection.integrator is None:
+        raise ConfigurationError(
+            f"connection {name!r} has no integrator login: add "
+            '"integrator": {"login_id": ..., "password": ...} to its secret'
+        )
+    return IntegratorLogin(
+        company=connection.company,
+        integrator_login_id=connection.integrator.login_id,
+        integrator_password=connection.integrator.password,
+        site=connection.site,
+        directory=connection.directory,
+        use_ssl=connection.use_ssl,
+    )

@@ -1,0 +1,37 @@
+"""Events into models: what every handler parses before its one call."""
+
+from typing import Any, TypeVar
+
+from aws_lambda_powertools.utilities.parser.models import SqsModel, SqsRecordModel
+from pydantic import BaseModel, Field, ValidationError
+
+from tasks.platform.errors import InvalidRequestError, describe_validation
+from tasks.platform.observability import logger
+
+M = TypeVar("M", bound=BaseModel)
+
+# A connection's name, as every request, message and setting writes it.
+ConnectionName = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def parse_request(event: Any, model: type[M]) -> M:
+    """The request from a bare payload (direct invoke, schedule Input) or an EventBridge envelope."""
+    payload = event.get("detail") if isinstance(event, dict) and "detail-type" in event else event
+    if not isinstance(payload, dict):
+        raise InvalidRequestError(f"{model.__name__}: expected a JSON object, got {type(payload).__name__}")
+    try:
+        request = model.model_validate(payload)
+    except ValidationError as exc:
+        raise InvalidRequestError(f"invalid {model.__name__}: {describe_validation(exc)}") from None
+    if isinstance(getattr(request, "connection", None), str):
+        logger.append_keys(connection=request.connection)  # type: ignore[attr-defined]
+    return request
+
+
+def sqs_records(event: Any) -> list[SqsRecordModel]:
+    """The records of an SQS event, checked for the shape Lambda delivers (a malformed event,
+    e.g. a hand-made test invoke, is a clear error rather than a KeyError or a silent success)."""
+    try:
+        return list(SqsModel.model_validate(event).Records)
+    except ValidationError as exc:
+        raise InvalidRequestError(f"not an SQS event: {describe_validation(exc)}") from None

@@ -1,0 +1,36 @@
+"""The bundle of collaborators a task needs; built from the environment in Lambda
+(`tasks.runtime.services`), by hand in tests."""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from connectwise.backends import GLBackend
+from tasks.platform.batch_ledger import Ledger
+from tasks.platform.dead_letters import DeadLetters
+from tasks.platform.notices import Notices
+from tasks.platform.observability import logger
+from tasks.platform.payment_ledger import PaymentLedger
+from tasks.platform.settings import Settings
+from tasks.platform.storage import Store
+from tasks.platform.watermarks import Watermarks
+
+
+@dataclass
+class Services:
+    settings: Settings
+    ledger: Ledger
+    store: Store
+    notices: Notices
+    client_for: Callable[[str], GLBackend]
+    payment_ledger: PaymentLedger
+    watermarks: Watermarks
+    dead_letters: DeadLetters = field(default_factory=lambda: DeadLetters(lambda: None, ""))
+    soap_for: Callable[[str], Any] = lambda name: None  # connection -> connectwise.soap.client.SoapClient
+    refresh_login: Callable[[str], None] = lambda name: None  # re-read a connection's secret next time
+    count: Callable[[str, int], None] = lambda name, value: None  # a count metric
+    clock: Callable[[], float] = time.time
+    log: Logger = logger

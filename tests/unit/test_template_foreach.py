@@ -1,0 +1,98 @@
+"""template.yaml writes the five record downloads once, with Fn::ForEach; load_template expands
+them back into exactly the functions the template wrote out one by one before."""
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scripts.local_aws import ROOT, load_template
+
+# The last commit whose template.yaml wrote the five record downloads out one by one.
+WRITTEN_OUT = "136ca409e51355663919f6e4f90bb0f357cf6188"
+RECORD_DOWNLOADS = {
+    "DownloadAgreementsFunction": "functions/download_agreements/",
+    "DownloadCompaniesFunction": "functions/download_companies/",
+    "DownloadInvoicesFunction": "functions/download_invoices/",
+    "DownloadOpportunitiesFunction": "functions/download_opportunities/",
+    "DownloadPurchaseOrdersFunction": "functions/download_purchase_orders/",
+}
+
+
+@pytest.fixture(scope="module")
+def written_out(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """That commit's template, read with the same loader."""
+    shown = subprocess.run(
+        ["git", "show", f"{WRITTEN_OUT}:template.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if shown.returncode != 0:
+        pytest.skip(f"commit {WRITTEN_OUT[:12]} is not in this checkout: {shown.stderr.strip()}")
+    path = tmp_path_factory.mktemp("written_out") / "template.yaml"
+    path.write_text(shown.stdout)
+    return load_template(path)
+
+
+def test_the_loop_gives_the_five_functions_as_they_were_written_out(written_out: dict[str, Any]) -> None:
+    template = load_template()
+    assert "Fn::ForEach::RecordDownloads" in (ROOT / "template.yaml").read_text()
+    resources = template["Resources"]
+    assert not [key for key in resources if key.startswith("Fn::ForEach::")]
+    for logical_id, code_uri in RECORD_DOWNLOADS.items():
+        # CodeUri, Description, Handler, Timeout, Events and Policies: all as before.
+        assert resources[logical_id] == written_out["Resources"][logical_id], logical_id
+        assert resources[logical_id]["Properties"]["CodeUri"] == code_uri
+        assert (ROOT / code_uri / "app.py").is_file(), code_uri
+
+
+def test_expansion_substitutes_the_identifier_and_resolves_what_it_completes(tmp_path: Path) -> None:
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        """
+Mappings:
+  Folders:
+    Agreements: {Path: agreements, Words: agreements}
+    Purchase Orders: {Path: purchase_orders, Words: purchase orders}
+Resources:
+  First: {Type: AWS::SQS::Queue}
+  Fn::ForEach::Downloads:
+    - Name
+    - [Agreements, Purchase Orders]
+    - Download&{Name}Function:
+        Type: AWS::Serverless::Function
+        Properties:
+          Name: !Ref Name
+          CodeUri: !FindInMap [Folders, !Ref Name, Path]
+          Description: !Sub
+            - Downloads the ${Words} (${Name}).
+            - Words: !FindInMap [Folders, !Ref Name, Words]
+          Resource: !Sub "${OutputBucket.Arn}/${Name}/*"
+      Fn::ForEach::Stages:
+        - Stage
+        - [Test, Live]
+        - ${Stage}&{Name}Alias: {Type: AWS::Lambda::Alias, Properties: {Name: "${Stage}-${Name}"}}
+  Last: {Type: AWS::SQS::Queue}
+"""
+    )
+    resources = load_template(template)["Resources"]
+    assert list(resources) == [
+        "First",
+        "DownloadAgreementsFunction",
+        "TestAgreementsAlias",
+        "LiveAgreementsAlias",
+        "DownloadPurchaseOrdersFunction",
+        "TestPurchaseOrdersAlias",
+        "LivePurchaseOrdersAlias",
+        "Last",
+    ]
+    assert resources["DownloadPurchaseOrdersFunction"]["Properties"] == {
+        "Name": "Purchase Orders",
+        "CodeUri": "purchase_orders",
+        "Description": "Downloads the purchase orders (Purchase Orders).",
+        "Resource": {"Fn::Sub": "${OutputBucket.Arn}/Purchase Orders/*"},
+    }
+    assert resources["LivePurchaseOrdersAlias"]["Properties"] == {"Name": "Live-Purchase Orders"}
