@@ -6,6 +6,7 @@ import pytest
 
 from connectwise.errors import DocumentError
 from connectwise.glexport import GLBatch, parse_glexport
+from connectwise.glexport.models import Detail, PurchaseDetail, Transaction
 from tests.conftest import SAMPLES
 
 
@@ -140,3 +141,126 @@ def test_entity_expansion_bomb_is_refused() -> None:
 def test_empty_export_is_empty() -> None:
     batch = parse_glexport(b'<GLExport GLBatchID="b1" ExportInvoices="True"/>')
     assert isinstance(batch, GLBatch) and batch.is_empty and batch.gl_entry_ids() == []
+
+
+# The attribute order of records.jsonl before Detail and PurchaseDetail shared a base model.
+DETAIL_ORDER = [
+    "DocumentType",
+    "DocumentDate",
+    "AccountNumber",
+    "Class",
+    "Cost",
+    "CostAccountNumber",
+    "InventoryAccountNumber",
+    "ProductAccountNumber",
+    "SalesCode",
+    "Taxable",
+    "Taxable2",
+    "Taxable3",
+    "Taxable4",
+    "Taxable5",
+    "ItemTaxable",
+    "ItemID",
+    "ItemPrice",
+    "ItemCost",
+    "Memo",
+    "Description",
+    "GLEntryRecID",
+    "GLTypeID",
+    "GLItemID",
+    "ItemTypeXref",
+    "InventoryXref",
+    "CogsXref",
+    "SalesDescription",
+    "ItemDescription",
+    "CurrencyID",
+    "UomName",
+    "PriceLevelXref",
+    "LocationXref",
+    "BinDescription",
+    "WarehouseSiteName",
+    "WarehouseAddressLine1",
+    "WarehouseAddressLine2",
+    "WarehouseCity",
+    "WarehouseState",
+    "WarehouseZip",
+    "WarehouseCountry",
+    "WarehouseCountryCode",
+    "UomScheduleXref",
+    "SubCatDescription",
+    "Serialized",
+    "SerialNumbers",
+    "Dropshipped",
+    "ShipmentMethod",
+    "TaxCodeXref",
+    "InvoiceSummaryOption",
+    "TimeEntryRecId",
+    "Total",
+    "Quantity",
+    "TaxRate",
+    "TaxCode",
+    "TaxAgencyXref",
+    "TaxNote",
+    "TaxRatePercent",
+]
+PURCHASE_DETAIL_ORDER = [
+    "DocumentDate",
+    "AccountNumber",
+    "Class",
+    "Cost",
+    "CostAccountNumber",
+    "InventoryAccountNumber",
+    "SalesCode",
+    "Taxable",
+    "ItemID",
+    "Quantity",
+    "ItemPrice",
+    "ItemCost",
+    "Total",
+    "Description",
+    "GLEntryRecID",
+    "GLTypeID",
+    "GLItemID",
+    "ItemTypeXref",
+    "InventoryXref",
+    "CogsXref",
+    "SalesDescription",
+    "ItemDescription",
+    "Memo",
+    "TaxNote",
+    "VendorAccountNumber",
+    "VendorNumber",
+    "CurrencyID",
+    "UomName",
+    "PriceLevelXref",
+    "LocationXref",
+    "BinDescription",
+    "WarehouseSiteName",
+    "WarehouseAddressLine1",
+    "WarehouseAddressLine2",
+    "WarehouseCity",
+    "WarehouseState",
+    "WarehouseZip",
+    "WarehouseCountry",
+    "WarehouseCountryCode",
+    "UomScheduleXref",
+    "SubCatDescription",
+    "Serialized",
+    "SerialNumbers",
+    "Dropshipped",
+    "LineNumber",
+    "ShipmentMethod",
+    "PurchaseHeaderTaxGroup",
+    "TaxCodeXref",
+    "TaxRate",
+    "TaxCode",
+    "TaxAgencyXref",
+]
+
+
+def test_lines_keep_their_json_attribute_order() -> None:
+    detail = Detail(Total=Decimal("1.00"), GLEntryRecID=[7], Extra="kept")
+    assert list(detail.model_dump(mode="json")) == [*DETAIL_ORDER, "Extra"]
+    assert list(PurchaseDetail(Total=Decimal("1.00")).model_dump(mode="json")) == PURCHASE_DETAIL_ORDER
+    nested = Transaction(Total=Decimal("1.00"), Details=[detail]).model_dump(mode="json")["Details"][0]
+    assert list(nested) == [*DETAIL_ORDER, "Extra"] and nested["GLEntryRecID"] == [7]

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 
-from connectwise.glexport.models import parse_ids
+from connectwise.glexport.values import parse_ids
 
 __all__ = ["parse_ids"]  # GL entry ids are read as the documents write them
 

@@ -6,71 +6,20 @@ attribute. Money is Decimal, `GLEntryRecID` lists are lists of ints, flags are b
 Attributes the models do not know are kept as strings (`extra="allow"`), never dropped.
 """
 
-from datetime import date, datetime
-from decimal import Decimal
-from typing import Annotated, Any, ClassVar
+from pydantic import Field
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    SerializerFunctionWrapHandler,
-    model_serializer,
+from connectwise.glexport.values import (
+    CwDate,
+    CwDateTime,
+    CwElement,
+    Flag,
+    IdList,
+    Money,
+    OptDecimal,
+    OptInt,
+    Rate,
+    in_order,
 )
-
-
-def names(text: str) -> tuple[str, ...]:
-    """Attribute names written as words."""
-    return tuple(text.split())
-
-
-def _rate(value: Any) -> Any:
-    """`20.00%` and `20.000000` are both percentages: Decimal('20.00')."""
-    return value.strip().rstrip("%") if isinstance(value, str) else value
-
-
-def parse_ids(value: str | None) -> list[int]:
-    """Split a comma-separated id list; raises ValueError naming the bad item."""
-    ids = []
-    for part in (value or "").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if not part.isdigit():
-            raise ValueError(f"not a record id: {part!r}")
-        ids.append(int(part))
-    return ids
-
-
-def _ids(value: Any) -> Any:
-    return parse_ids(value) if isinstance(value, str) else value
-
-
-def _us_datetime(value: Any) -> Any:
-    """`PurchaseDetail/@DocumentDate` is written `5/1/2014 5:21:58 AM` (site local time)."""
-    if isinstance(value, str) and "/" in value:
-        return datetime.strptime(value.strip(), "%m/%d/%Y %I:%M:%S %p")
-    return value
-
-
-# Empty attributes are dropped before validation (see _attributes), so typed fields are None
-# when ConnectWise leaves them blank. Pydantic parses the rest natively: Decimal refuses NaN,
-# infinities and thousands separators; bool takes True/False/Y/N in any case.
-Money = Decimal
-OptDecimal = Decimal | None
-Rate = Annotated[Decimal | None, BeforeValidator(_rate)]
-OptInt = int | None
-Flag = bool | None
-IdList = Annotated[list[int], BeforeValidator(_ids)]
-CwDate = date | None
-CwDateTime = Annotated[datetime | None, BeforeValidator(_us_datetime)]
-
-
-class CwElement(BaseModel):
-    """One XML element; unknown attributes are kept as strings."""
-
-    model_config = ConfigDict(extra="allow")
 
 
 class Vendor(CwElement):
@@ -142,11 +91,9 @@ class Customer(CwElement):
 class GLLine(CwElement):
     """What an invoice's GL line (Detail) and a purchase line (PurchaseDetail) share.
 
-    Each subclass names its `ORDER`: the attribute order of its JSON (records.jsonl), kept as
-    ConnectWise's documents list them; attributes the models do not know follow.
+    Each subclass lists its attributes `in_order`: the order of its JSON (records.jsonl), as
+    ConnectWise's documents list them, whichever class declares them.
     """
-
-    ORDER: ClassVar[tuple[str, ...]] = ()
 
     AccountNumber: str = ""
     Class: str = ""
@@ -195,23 +142,9 @@ class GLLine(CwElement):
     TaxAgencyXref: str = ""
     TaxNote: str = ""
 
-    @classmethod
-    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
-        super().__pydantic_init_subclass__(**kwargs)
-        if set(cls.ORDER) != set(cls.model_fields):
-            raise TypeError(f"{cls.__name__}.ORDER must name each of its fields once")
 
-    @model_serializer(mode="wrap")
-    def _in_order(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        return {name: data[name] for name in self.ORDER if name in data} | data
-
-
-class Detail(GLLine):
-    """A GL line of an invoice (revenue `RP`, sales tax `ST`, ...)."""
-
-    ORDER = names(
-        """
+@in_order(
+    """
         DocumentType DocumentDate AccountNumber Class Cost CostAccountNumber
         InventoryAccountNumber ProductAccountNumber SalesCode Taxable Taxable2 Taxable3 Taxable4
         Taxable5 ItemTaxable ItemID ItemPrice ItemCost Memo Description GLEntryRecID GLTypeID
@@ -221,8 +154,10 @@ class Detail(GLLine):
         WarehouseCountry WarehouseCountryCode UomScheduleXref SubCatDescription Serialized
         SerialNumbers Dropshipped ShipmentMethod TaxCodeXref InvoiceSummaryOption TimeEntryRecId
         Total Quantity TaxRate TaxCode TaxAgencyXref TaxNote TaxRatePercent
-        """
-    )
+    """
+)
+class Detail(GLLine):
+    """A GL line of an invoice (revenue `RP`, sales tax `ST`, ...)."""
 
     DocumentType: str = ""
     DocumentDate: CwDate = None
@@ -362,11 +297,8 @@ class ExpenseBillSection(CwElement):
     ExpenseTransactions: list[ExpenseTransaction] = Field(default_factory=list)
 
 
-class PurchaseDetail(GLLine):
-    """A line of a purchase-order receipt."""
-
-    ORDER = names(
-        """
+@in_order(
+    """
         DocumentDate AccountNumber Class Cost CostAccountNumber InventoryAccountNumber SalesCode
         Taxable ItemID Quantity ItemPrice ItemCost Total Description GLEntryRecID GLTypeID
         GLItemID ItemTypeXref InventoryXref CogsXref SalesDescription ItemDescription Memo
@@ -375,8 +307,10 @@ class PurchaseDetail(GLLine):
         WarehouseCity WarehouseState WarehouseZip WarehouseCountry WarehouseCountryCode
         UomScheduleXref SubCatDescription Serialized SerialNumbers Dropshipped LineNumber
         ShipmentMethod PurchaseHeaderTaxGroup TaxCodeXref TaxRate TaxCode TaxAgencyXref
-        """
-    )
+    """
+)
+class PurchaseDetail(GLLine):
+    """A line of a purchase-order receipt."""
 
     DocumentDate: CwDateTime = None
     VendorAccountNumber: str = ""

@@ -22,7 +22,6 @@ from connectwise.errors import DocumentError, describe_validation
 from connectwise.glexport.batch import GLBatch
 from connectwise.glexport.models import (
     Customer,
-    CwElement,
     Detail,
     ExpenseBillSection,
     ExpenseDetail,
@@ -33,6 +32,7 @@ from connectwise.glexport.models import (
     Transaction,
     Vendor,
 )
+from connectwise.glexport.values import CwElement
 
 
 def _same(names: str) -> dict[str, str]:

@@ -11,7 +11,6 @@ from connectwise.errors import DocumentError, describe_validation
 from connectwise.glexport.batch import GLBatch
 from connectwise.glexport.models import (
     Customer,
-    CwElement,
     Detail,
     ExpenseBillSection,
     ExpenseDetail,
@@ -22,6 +21,7 @@ from connectwise.glexport.models import (
     Transaction,
     Vendor,
 )
+from connectwise.glexport.values import CwElement
 from connectwise.safexml import parse_xml
 
 # Child element -> (model field on the parent, model of the child, its own children).
