@@ -27,9 +27,9 @@ from typing import Any
 
 import requests
 
+from scripts.harness import CONNECTION, SANDBOX_LOGIN, SANDBOX_LOGINS, sandbox_process
 from scripts.lambda_local import acknowledge, invoke, sqs_event
 from scripts.local_aws import aws_client, create_stack, load_template, use_endpoint
-from scripts.local_run import CONNECTION, SANDBOX_LOGIN, SANDBOX_LOGINS, sandbox_process
 
 LATENCY_MS = 50
 RATE_LIMIT_PER_SECOND = 100

@@ -14,8 +14,8 @@ from connectwise.accounting_interface.client import AccountingClient, Connection
 from connectwise.rest.api import RestConnection
 from connectwise.rest.client import RestClient
 from sandbox.server import SandboxServer, start_sandbox
+from scripts.harness import SANDBOX_LOGINS, LocalEnvironment, local_environment
 from scripts.local_aws import moto_server
-from scripts.local_run import SANDBOX_LOGINS, LocalEnvironment, local_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT.parent / "shared" / "reference" / "samples"

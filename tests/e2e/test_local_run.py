@@ -89,7 +89,7 @@ def test_make_run_pipeline(tmp_path: Path) -> None:
 def test_local_environment_stops_what_it_started_on_failure() -> None:
     import socket
 
-    from scripts.local_run import local_environment
+    from scripts.harness import local_environment
 
     addresses = {}
     with pytest.raises(RuntimeError, match="boom"), local_environment() as env:

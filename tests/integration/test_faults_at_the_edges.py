@@ -16,8 +16,8 @@ from connectwise.rest import payments as rest_payments
 from connectwise.rest.client import RestClient
 from connectwise.transport import HOLD_AFTER_UNKNOWN
 from sandbox.server import SandboxServer
+from scripts.harness import LocalEnvironment
 from scripts.lambda_local import invoke
-from scripts.local_run import LocalEnvironment
 from tasks.gl.requests import PostingConfirmation
 from tasks.gl.update import update_gl_batch
 from tasks.payments.outcomes import Message

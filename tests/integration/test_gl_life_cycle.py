@@ -12,8 +12,8 @@ from connectwise.glexport import GLBatch, parse_glexport
 from connectwise.glexport.rest_json import parse_rest_glexport
 from connectwise.models import KINDS
 from sandbox.server import SandboxServer
+from scripts.harness import LocalEnvironment
 from scripts.lambda_local import invoke, poll_sqs
-from scripts.local_run import LocalEnvironment
 from tasks.platform.batch_ledger import Ledger
 from tasks.platform.errors import InvalidRequestError
 

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from scripts.harness import LocalEnvironment
 from scripts.lambda_local import PolicyError, invoke, load_module, policy_enforced, required_actions
 from scripts.local_aws import aws_client
-from scripts.local_run import LocalEnvironment
 
 
 def test_concurrent_conditional_writes_to_one_item_let_exactly_one_through(env: LocalEnvironment) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from sandbox.server import SandboxServer
+from scripts.harness import SANDBOX_LOGINS, LocalEnvironment
 from scripts.lambda_local import invoke, poll_sqs
-from scripts.local_run import SANDBOX_LOGINS, LocalEnvironment
 from tasks.platform.observability import logger
 
 ROTATED = "R0tated-but-wr0ng-value"

@@ -12,8 +12,8 @@ from connectwise.accounting_interface.client import AccountingClient
 from connectwise.rest.client import RestClient
 from connectwise.transport import HOLD_AFTER_UNKNOWN
 from sandbox.server import SandboxServer
+from scripts.harness import LocalEnvironment
 from scripts.lambda_local import invoke, poll_sqs, sqs_event
-from scripts.local_run import LocalEnvironment
 from tasks.payments.outcomes import Message
 from tasks.payments.settle import apply_payment_messages
 from tasks.platform.errors import InvalidRequestError

@@ -28,8 +28,8 @@ from connectwise.backends import GLBackend
 from connectwise.rest.client import RestClient
 from connectwise.transport import Deadline
 from sandbox.server import SandboxServer
+from scripts.harness import LocalEnvironment
 from scripts.local_aws import load_template
-from scripts.local_run import LocalEnvironment
 from tasks.payments.outcomes import Message, PaymentOutcome
 from tasks.payments.settle import apply_payment_messages
 from tasks.platform.payment_ledger import APPLIED, PaymentLedger, invoice_key

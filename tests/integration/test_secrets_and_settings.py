@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities import parameters
 from connectwise.accounting_interface.client import AccountingClient
 from connectwise.rest.api import RestConnection
 from connectwise.rest.client import RestClient
-from scripts.local_run import SANDBOX_LOGINS, LocalEnvironment
+from scripts.harness import SANDBOX_LOGINS, LocalEnvironment
 from tasks.platform.clients import accounting_clients
 from tasks.platform.errors import ConfigurationError
 from tasks.platform.secrets import load_connection

@@ -12,8 +12,8 @@ import pytest
 from connectwise.accounting_interface.client import AccountingClient
 from connectwise.soap.client import SoapClient
 from sandbox.server import SandboxServer
+from scripts.harness import LocalEnvironment
 from scripts.lambda_local import invoke
-from scripts.local_run import LocalEnvironment
 from tasks.platform.errors import ConfigurationError, InvalidRequestError
 from tasks.platform.storage import Store
 

@@ -50,6 +50,11 @@ class OutcomeUnknownError(TransportError):
         super().__init__(message, status=status, transient=True)
 
 
+def surely_not_run(exc: BaseException) -> bool:
+    """ConnectWise surely did not run the call: a transient failure whose outcome is known."""
+    return isinstance(exc, ConnectWiseError) and exc.transient and not isinstance(exc, OutcomeUnknownError)
+
+
 class DocumentError(ConnectWiseError):
     """A document from ConnectWise (or a user) is malformed, hostile or fails validation."""
 

@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from connectwise.backends import GLBackend
-from connectwise.errors import ConnectWiseError, OutcomeUnknownError
+from connectwise.errors import ConnectWiseError, surely_not_run
 from connectwise.transport import HOLD_AFTER_UNKNOWN, Deadline
 from tasks.gl.requests import PostingConfirmation
 from tasks.platform.batch_ledger import ABANDONED, POSTED, POSTING, BatchRecord
@@ -51,11 +51,8 @@ def update_gl_batch(
         return _post(record, ids, confirmation, client, services)
     except BaseException as exc:
         # Back to DOWNLOADED for the retry; in doubt unless the update surely did not run.
-        not_run = (
-            isinstance(exc, ConnectWiseError) and exc.transient and not isinstance(exc, OutcomeUnknownError)
-        )
         services.ledger.abort_posting(
-            record, int(services.clock()), doubt=bool(record.doubt_since) or not not_run
+            record, int(services.clock()), doubt=bool(record.doubt_since) or not surely_not_run(exc)
         )
         raise
 
@@ -95,8 +92,8 @@ def _post(
     try:
         client.update_gl_batch(batch_id, ids, kinds=record.kinds)
     except ConnectWiseError as exc:
-        if exc.transient and not isinstance(exc, OutcomeUnknownError):
-            raise  # surely not run
+        if surely_not_run(exc):
+            raise
         # Refused, or the reply was lost: a reply can be lost after ConnectWise posted, and a
         # retry can be refused because it had. Look before deciding.
         try:

@@ -1,0 +1,127 @@
+"""The local environment that `make run`, the tests and the benchmarks share: moto (server mode)
+and the ConnectWise sandbox on free loopback ports, the template's resources, and one
+connection whose secret holds the sandbox's login for a backend."""
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from scripts.local_aws import ROOT, Stack, aws_client, create_stack, moto_server, use_endpoint
+
+CONNECTION = "main"
+
+
+BACKENDS = ("accounting_interface", "rest")
+
+
+INTEGRATOR = {"login_id": "integrator", "password": "sandbox-integrator"}
+
+
+SANDBOX_LOGINS: dict[str, dict[str, Any]] = {  # the sandbox's well-known logins, per backend
+    "accounting_interface": {
+        "company": "sandbox",
+        "username": "accounting",
+        "password": "sandbox-password",
+        "integrator": INTEGRATOR,
+    },
+    "rest": {
+        "backend": "rest",
+        "company": "sandbox",
+        "public_key": "sandbox-public",
+        "private_key": "sandbox-private",
+        "client_id": "8c4b2f4e-6a1d-4e3b-9f57-2d0c1b7a9e10",
+        "integrator": INTEGRATOR,
+    },
+}
+
+
+SANDBOX_LOGIN = SANDBOX_LOGINS["accounting_interface"]
+
+
+@dataclass
+class LocalEnvironment:
+    stack: Stack
+    sandbox_site: str
+    observer_url: str
+    connection: str = CONNECTION
+    backend: str = "accounting_interface"
+
+    def events(self) -> list[dict[str, Any]]:
+        """Events the functions published, in order (drained from the observer queue)."""
+        sqs = self.stack.client("sqs")
+        seen: list[dict[str, Any]] = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=self.observer_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not batch:
+                return seen
+            for message in batch:
+                seen.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.observer_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+@contextmanager
+def sandbox_process(seed: int = 1, invoices: int = 40) -> Iterator[str]:
+    """`python -m sandbox` on a free loopback port; yields host:port."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "--port", "0", "--seed", str(seed), "--invoices", str(invoices)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line.startswith("sandbox listening on "):
+            raise RuntimeError(f"sandbox did not start: {line!r}")
+        yield line.split()[3]
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@contextmanager
+def local_environment(
+    sandbox_site: str | None = None,
+    endpoint: str | None = None,
+    seed: int = 1,
+    invoices: int = 40,
+    backend: str = "accounting_interface",
+    connection: str = CONNECTION,
+) -> Iterator[LocalEnvironment]:
+    """moto (started here unless `endpoint` is given) + the sandbox + the template's resources,
+    with one connection whose secret uses `backend`."""
+    with ExitStack() as stop:
+        endpoint = endpoint or stop.enter_context(moto_server())
+        use_endpoint(endpoint)
+        site = sandbox_site or stop.enter_context(sandbox_process(seed, invoices))
+        secrets = aws_client(endpoint, "secretsmanager")
+        secret_value = SANDBOX_LOGINS[backend] | {"site": site, "use_ssl": False}
+        arn = secrets.create_secret(Name=f"connectwise/{connection}", SecretString=json.dumps(secret_value))[
+            "ARN"
+        ]
+        stack = create_stack(endpoint, {"ConnectionName": connection, "ConnectionSecretArn": arn})
+        yield LocalEnvironment(stack, site, _observe_events(stack), connection, backend)
+
+
+def _observe_events(stack: Stack) -> str:
+    """A rule on the connector's bus copying every event to a queue, so the run can show them."""
+    sqs, events = stack.client("sqs"), stack.client("events")
+    url = sqs.create_queue(QueueName="local-event-observer")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = stack.physical["ConnectorEventBus"]
+    events.put_rule(
+        Name="local-observer",
+        EventBusName=bus,
+        EventPattern=json.dumps({"source": ["connectwise.connector"]}),
+    )
+    events.put_targets(Rule="local-observer", EventBusName=bus, Targets=[{"Id": "observer", "Arn": arn}])
+    return str(url)

@@ -1,0 +1,243 @@
+"""What `make run` does on one backend: the GL batch life cycle, the payments, the SOAP tasks,
+each through the functions' handlers as Lambda would invoke them; and the S3 mirror."""
+
+import json
+import shutil
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from scripts.harness import CONNECTION, LocalEnvironment, local_environment
+from scripts.lambda_local import invoke, poll_sqs, schedule_input
+from scripts.local_aws import Stack
+
+CENT = Decimal("0.01")
+
+
+def run_life_cycle(env: LocalEnvironment) -> dict[str, Any]:
+    """Download, confirm through SQS, update, download again, recreate. Returns what happened."""
+    stack = env.stack
+    schedule_event = schedule_input(stack, "DownloadGLBatchFunction", "Nightly")
+    report: dict[str, Any] = {"schedule_event": schedule_event}
+
+    first = invoke(stack, "DownloadGLBatchFunction", schedule_event)
+    report["first_download"] = first
+    batch_id = first["batch_id"]
+
+    # The accounting system posted the batch and confirms it on the queue.
+    stack.client("sqs").send_message(
+        QueueUrl=stack.physical["ConfirmationQueue"],
+        MessageBody=json.dumps({"connection": env.connection, "batch_id": batch_id}),
+    )
+    report["update_responses"] = poll_sqs(stack, "ConfirmationQueue", "UpdateGLBatchFunction")
+    report["second_download"] = invoke(stack, "DownloadGLBatchFunction", schedule_event)
+
+    first_invoice_id = _first_invoice_id(stack, first)
+    report["recreate"] = invoke(
+        stack,
+        "RecreateGLBatchFunction",
+        {
+            "connection": env.connection,
+            "batch_id": batch_id,
+            "filters": {"exclude_invoice_ids": [first_invoice_id]},
+        },
+    )
+    report["ledger"] = _ledger_items(stack)
+    report["events"] = [
+        {"detail-type": e["detail-type"], "batch_id": e["detail"].get("batch_id")} for e in env.events()
+    ]
+    return report
+
+
+def run_payments(env: LocalEnvironment) -> dict[str, Any]:
+    """The accounting system's payments through SQS: one of each case the connector handles."""
+    stack = env.stack
+    invoices = requests.get(f"http://{env.sandbox_site}/_sandbox/invoices", timeout=10).json()
+    normal, partial, over, zynk = invoices[0], invoices[1], invoices[2], invoices[3]
+    first_part = (Decimal(partial["total"]) * Decimal("0.4")).quantize(Decimal("0.01"))
+
+    def paid_to_date(invoice: str, amount: Decimal, day: int) -> str:
+        """Zynk's XML without PaymentId: the invoice's paid-to-date amount, set, not added."""
+        return (
+            "<ArrayOfUpdateInvoicePayment><UpdateInvoicePayment>"
+            f"<InvoiceNumber>{invoice}</InvoiceNumber><PaidAmount>{amount}</PaidAmount>"
+            f"<DatePaid>2026-11-{day:02d}T10:00:00+00:00</DatePaid>"
+            "</UpdateInvoicePayment></ArrayOfUpdateInvoicePayment>"
+        )
+
+    zynk_total = Decimal(zynk["total"])
+
+    def payment(invoice: str, amount: Decimal | str, payment_id: str, day: int) -> str:
+        return json.dumps(
+            {
+                "connection": env.connection,
+                "invoice_number": invoice,
+                "paid_amount": str(amount),
+                "date_paid": f"2026-11-{day:02d}T10:00:00+00:00",
+                "payment_id": payment_id,
+                "currency": "USD",
+            }
+        )
+
+    cases = [
+        ("normal payment", payment(normal["number"], "100.00", "PAY-1001", 20)),
+        ("partial payment 1 of 2", payment(partial["number"], first_part, "PAY-1002", 21)),
+        (
+            "partial payment 2 of 2",
+            payment(partial["number"], Decimal(partial["total"]) - first_part, "PAY-1003", 22),
+        ),
+        ("duplicate of PAY-1001", payment(normal["number"], "100.00", "PAY-1001", 20)),
+        ("overpayment by 25.00", payment(over["number"], Decimal(over["total"]) + 25, "PAY-1004", 23)),
+        ("unknown invoice", payment("CW-99999", "50.00", "PAY-1005", 24)),
+        ("malformed message", "this is not a payment"),
+        ("paid to date: 30%", paid_to_date(zynk["number"], (zynk_total * Decimal("0.3")).quantize(CENT), 25)),
+        (
+            "paid to date: 70% (replaces the 30%)",
+            paid_to_date(zynk["number"], (zynk_total * Decimal("0.7")).quantize(CENT), 26),
+        ),
+    ]
+    sqs = stack.client("sqs")
+    for _, body in cases:
+        sqs.send_message(QueueUrl=stack.physical["PaymentsQueue"], MessageBody=body)
+    responses = poll_sqs(stack, "PaymentsQueue", "UploadInvoicePaymentsFunction")
+    outcomes = _payment_rows(stack, "success.jsonl") + _payment_rows(stack, "fail.jsonl")
+    final = {
+        i["number"]: i
+        for i in requests.get(f"http://{env.sandbox_site}/_sandbox/invoices", timeout=10).json()
+    }
+    return {
+        "cases": [name for name, _ in cases],
+        "responses": responses,
+        "outcomes": outcomes,
+        "dead_letters": _queue_depth(stack, "PaymentsDeadLetterQueue"),
+        "invoices": [final[i["number"]] for i in (normal, partial, over, zynk)],
+        "events": Counter(e["detail-type"] for e in env.events()),
+    }
+
+
+DOWNLOADS = ["agreements", "companies", "invoices", "opportunities", "purchase_orders"]
+
+
+def run_soap_tasks(env: LocalEnvironment) -> dict[str, Any]:
+    """List reports, run one, run every download twice with one invoice paid in between."""
+    stack = env.stack
+    listed = invoke(stack, "ListReportsFunction", {"connection": env.connection})
+    report_request = {
+        "connection": env.connection,
+        "report": "Invoices",
+        "conditions": {"field": "Invoice_Amount", "op": ">", "value": {"decimal": "1000.00"}},
+        "order_by": "Invoice_Amount DESC",
+        "fields": ["Invoice_Number", "Company_Name", "Invoice_Amount", "Paid_Amount"],
+    }
+    ran = invoke(stack, "RunReportFunction", report_request)
+
+    def download_all() -> dict[str, dict[str, Any]]:
+        return {
+            entity: invoke(
+                stack,
+                _download_function(entity),
+                schedule_input(stack, _download_function(entity), "Nightly"),
+            )
+            for entity in DOWNLOADS
+        }
+
+    first = download_all()
+    invoice = requests.get(f"http://{env.sandbox_site}/_sandbox/invoices", timeout=10).json()[5]
+    stack.client("sqs").send_message(
+        QueueUrl=stack.physical["PaymentsQueue"],
+        MessageBody=json.dumps(
+            {
+                "connection": env.connection,
+                "invoice_number": invoice["number"],
+                "paid_amount": "10.00",
+                "date_paid": "2026-11-25T10:00:00+00:00",
+                "payment_id": "PAY-2001",
+            }
+        ),
+    )
+    poll_sqs(stack, "PaymentsQueue", "UploadInvoicePaymentsFunction")
+    second = download_all()
+    return {
+        "listed": listed,
+        "report": ran,
+        "first": first,
+        "second": second,
+        "paid_invoice": invoice["number"],
+    }
+
+
+def _download_function(entity: str) -> str:
+    return "Download" + "".join(part.title() for part in entity.split("_")) + "Function"
+
+
+def _payment_rows(stack: Stack, suffix: str) -> list[dict[str, Any]]:
+    s3 = stack.client("s3")
+    bucket = stack.physical["OutputBucket"]
+    rows = []
+    for item in s3.list_objects_v2(Bucket=bucket, Prefix="payments/").get("Contents", []):
+        if item["Key"].endswith(suffix):
+            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            rows += [json.loads(line) for line in body.splitlines()]
+    return rows
+
+
+def _queue_depth(stack: Stack, logical_id: str) -> int:
+    attributes = stack.client("sqs").get_queue_attributes(
+        QueueUrl=stack.physical[logical_id], AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
+
+
+def _first_invoice_id(stack: Stack, download: dict[str, Any]) -> int:
+    """The sandbox numbers invoices CW-<record id>; excluding one shows the recreate filters."""
+    s3 = stack.client("s3")
+    body = s3.get_object(Bucket=stack.physical["OutputBucket"], Key=download["keys"]["records"])[
+        "Body"
+    ].read()
+    for line in body.splitlines():
+        row = json.loads(line)
+        if row["element"] == "Transaction":
+            return int(row["DocumentNumber"].removeprefix("CW-"))
+    raise RuntimeError("the first batch has no invoice")
+
+
+def _ledger_items(stack: Stack) -> list[dict[str, Any]]:
+    items = stack.client("dynamodb").scan(TableName=stack.physical["LedgerTable"])["Items"]
+    return [
+        {"pk": item["pk"]["S"], "status": item.get("status", item.get("state", {"S": ""}))["S"]}
+        for item in sorted(items, key=lambda i: i["pk"]["S"])
+    ]
+
+
+def mirror_bucket(stack: Stack, target: Path) -> list[str]:
+    """Copy every object of the output bucket under target/ (replacing what was there)."""
+    shutil.rmtree(target, ignore_errors=True)
+    s3 = stack.client("s3")
+    bucket = stack.physical["OutputBucket"]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    for key in keys:
+        path = target / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    return keys
+
+
+def run_backend(backend: str, out: Path, endpoint: str) -> dict[str, Any]:
+    """The GL life cycle and the payments for one connection of `backend`, on fresh AWS state and
+    its own sandbox (the same seed: the same site), plus the SOAP tasks once, on the legacy one."""
+    from aws_lambda_powertools.utilities import parameters
+
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
+    connection = CONNECTION if backend == "accounting_interface" else "cw-rest"
+    with local_environment(endpoint=endpoint, backend=backend, connection=connection) as env:
+        result: dict[str, Any] = {"backend": backend, "connection": connection}
+        result["life_cycle"] = run_life_cycle(env)
+        result["payments"] = run_payments(env)
+        if backend == "accounting_interface":
+            result["soap"] = run_soap_tasks(env)
+        result["mirrored"] = mirror_bucket(env.stack, out / backend)
+    return result
