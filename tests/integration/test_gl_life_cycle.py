@@ -1,5 +1,6 @@
 """The three handlers against moto (resources from template.yaml) and the sandbox."""
 
+import io
 import json
 import threading
 from typing import Any
@@ -13,7 +14,7 @@ from connectwise.glexport.rest_json import parse_rest_glexport
 from connectwise.models import KINDS
 from sandbox.server import SandboxServer
 from scripts.harness import LocalEnvironment
-from scripts.lambda_local import invoke, poll_sqs
+from scripts.lambda_local import invoke, poll_sqs, sqs_event
 from tasks.platform.batch_ledger import Ledger
 from tasks.platform.errors import InvalidRequestError
 
@@ -558,3 +559,30 @@ def test_a_poison_confirmation_fails_alone(env: LocalEnvironment) -> None:
 def test_a_malformed_sqs_event_is_a_clear_error(env: LocalEnvironment, event: Any) -> None:
     with pytest.raises(InvalidRequestError, match="not an SQS event"):
         invoke(env.stack, "UpdateGLBatchFunction", event)
+
+
+def test_each_confirmation_of_a_batch_is_logged_under_its_own_connection(env: LocalEnvironment) -> None:
+    """A message that cannot be read is not logged under the connection of the message before it."""
+    from tasks.platform.observability import logger
+
+    bodies = [json.dumps({"connection": env.connection, "batch_id": "never-downloaded"}), "not JSON"]
+    event = sqs_event(
+        [
+            {"MessageId": f"m{n}", "ReceiptHandle": f"rh{n}", "Body": body, "MD5OfBody": "-"}
+            for n, body in enumerate(bodies)
+        ],
+        "arn:aws:sqs:us-east-1:123456789012:confirmations",
+    )
+    written = io.StringIO()
+    previous = logger.registered_handler.setStream(written)  # type: ignore[attr-defined]
+    try:
+        assert invoke(env.stack, "UpdateGLBatchFunction", event) == {"batchItemFailures": []}
+    finally:
+        logger.registered_handler.setStream(previous)  # type: ignore[attr-defined]
+    rejected = {
+        line["message_id"]: line
+        for line in map(json.loads, written.getvalue().splitlines())
+        if line["message"] == "message rejected and copied to the DLQ"
+    }
+    assert rejected["m0"]["connection"] == env.connection
+    assert "connection" not in rejected["m1"]

@@ -37,6 +37,7 @@ def apply_confirmations(
 
 def apply_confirmation(record: SqsRecordModel, services: Services, deadline: Deadline) -> dict[str, Any]:
     log = services.log
+    log.remove_keys(["connection"])  # each message logs under its own connection, or none
     log.set_correlation_id(record.messageId)
     try:
         try:
