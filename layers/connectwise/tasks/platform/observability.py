@@ -11,7 +11,6 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 logger = Logger(service="connectwise-connector")
-metrics = Metrics()  # for `count`
 # botocore logs whole replies at DEBUG, GetSecretValue's (the connection's keys) included: never
 # let that through, whatever level the function's or the Lambda runtime's logging is set to.
 logging.getLogger("botocore").setLevel(logging.INFO)
@@ -39,5 +38,7 @@ def entry_point(correlation_id_path: str | None = EVENT_ID) -> Callable[[Handler
 
 
 def count(name: str, value: int) -> None:
-    """Add to a count metric of this invocation (published when the handler returns)."""
-    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    """Add to a count metric of this invocation (published when the handler returns). Every
+    Metrics shares one set of metrics; one made here reads the function's namespace now, so even
+    a flush forced by a full set (100 values) is published where the handler's would be."""
+    Metrics().add_metric(name=name, unit=MetricUnit.Count, value=value)
