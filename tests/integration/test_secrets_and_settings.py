@@ -9,6 +9,7 @@ from connectwise.accounting_interface.client import AccountingClient
 from connectwise.rest.api import RestConnection
 from connectwise.rest.client import RestClient
 from scripts.harness import SANDBOX_LOGINS, LocalEnvironment
+from scripts.local_aws import load_template
 from tasks.platform.clients import accounting_clients
 from tasks.platform.errors import ConfigurationError
 from tasks.platform.secrets import load_connection
@@ -109,7 +110,10 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEDGER_TABLE", "t")
     monkeypatch.setenv("OUTPUT_BUCKET", "b")
     monkeypatch.setenv("CONNECTION_SECRETS", '{"main": "arn:x"}')
-    assert Settings.from_env().connection_secrets == {"main": "arn:x"}
+    settings = Settings.from_env()
+    assert settings.connection_secrets == {"main": "arn:x"}
+    template_env = load_template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert settings.stale_after_seconds == int(template_env["STALE_AFTER_SECONDS"])  # one default
     monkeypatch.setenv("CONNECTION_SECRETS", '["arn:x"]')
     with pytest.raises(ConfigurationError, match="CONNECTION_SECRETS must map"):
         Settings.from_env()

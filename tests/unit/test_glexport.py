@@ -143,119 +143,36 @@ def test_empty_export_is_empty() -> None:
     assert isinstance(batch, GLBatch) and batch.is_empty and batch.gl_entry_ids() == []
 
 
+def words(text: str) -> list[str]:
+    return text.split()
+
+
 # The attribute order of records.jsonl before Detail and PurchaseDetail shared a base model.
-DETAIL_ORDER = [
-    "DocumentType",
-    "DocumentDate",
-    "AccountNumber",
-    "Class",
-    "Cost",
-    "CostAccountNumber",
-    "InventoryAccountNumber",
-    "ProductAccountNumber",
-    "SalesCode",
-    "Taxable",
-    "Taxable2",
-    "Taxable3",
-    "Taxable4",
-    "Taxable5",
-    "ItemTaxable",
-    "ItemID",
-    "ItemPrice",
-    "ItemCost",
-    "Memo",
-    "Description",
-    "GLEntryRecID",
-    "GLTypeID",
-    "GLItemID",
-    "ItemTypeXref",
-    "InventoryXref",
-    "CogsXref",
-    "SalesDescription",
-    "ItemDescription",
-    "CurrencyID",
-    "UomName",
-    "PriceLevelXref",
-    "LocationXref",
-    "BinDescription",
-    "WarehouseSiteName",
-    "WarehouseAddressLine1",
-    "WarehouseAddressLine2",
-    "WarehouseCity",
-    "WarehouseState",
-    "WarehouseZip",
-    "WarehouseCountry",
-    "WarehouseCountryCode",
-    "UomScheduleXref",
-    "SubCatDescription",
-    "Serialized",
-    "SerialNumbers",
-    "Dropshipped",
-    "ShipmentMethod",
-    "TaxCodeXref",
-    "InvoiceSummaryOption",
-    "TimeEntryRecId",
-    "Total",
-    "Quantity",
-    "TaxRate",
-    "TaxCode",
-    "TaxAgencyXref",
-    "TaxNote",
-    "TaxRatePercent",
-]
-PURCHASE_DETAIL_ORDER = [
-    "DocumentDate",
-    "AccountNumber",
-    "Class",
-    "Cost",
-    "CostAccountNumber",
-    "InventoryAccountNumber",
-    "SalesCode",
-    "Taxable",
-    "ItemID",
-    "Quantity",
-    "ItemPrice",
-    "ItemCost",
-    "Total",
-    "Description",
-    "GLEntryRecID",
-    "GLTypeID",
-    "GLItemID",
-    "ItemTypeXref",
-    "InventoryXref",
-    "CogsXref",
-    "SalesDescription",
-    "ItemDescription",
-    "Memo",
-    "TaxNote",
-    "VendorAccountNumber",
-    "VendorNumber",
-    "CurrencyID",
-    "UomName",
-    "PriceLevelXref",
-    "LocationXref",
-    "BinDescription",
-    "WarehouseSiteName",
-    "WarehouseAddressLine1",
-    "WarehouseAddressLine2",
-    "WarehouseCity",
-    "WarehouseState",
-    "WarehouseZip",
-    "WarehouseCountry",
-    "WarehouseCountryCode",
-    "UomScheduleXref",
-    "SubCatDescription",
-    "Serialized",
-    "SerialNumbers",
-    "Dropshipped",
-    "LineNumber",
-    "ShipmentMethod",
-    "PurchaseHeaderTaxGroup",
-    "TaxCodeXref",
-    "TaxRate",
-    "TaxCode",
-    "TaxAgencyXref",
-]
+DETAIL_ORDER = words(
+    """
+    DocumentType DocumentDate AccountNumber Class Cost CostAccountNumber InventoryAccountNumber
+    ProductAccountNumber SalesCode Taxable Taxable2 Taxable3 Taxable4 Taxable5 ItemTaxable
+    ItemID ItemPrice ItemCost Memo Description GLEntryRecID GLTypeID GLItemID ItemTypeXref
+    InventoryXref CogsXref SalesDescription ItemDescription CurrencyID UomName PriceLevelXref
+    LocationXref BinDescription WarehouseSiteName WarehouseAddressLine1 WarehouseAddressLine2
+    WarehouseCity WarehouseState WarehouseZip WarehouseCountry WarehouseCountryCode
+    UomScheduleXref SubCatDescription Serialized SerialNumbers Dropshipped ShipmentMethod
+    TaxCodeXref InvoiceSummaryOption TimeEntryRecId Total Quantity TaxRate TaxCode TaxAgencyXref
+    TaxNote TaxRatePercent
+    """
+)
+PURCHASE_DETAIL_ORDER = words(
+    """
+    DocumentDate AccountNumber Class Cost CostAccountNumber InventoryAccountNumber SalesCode
+    Taxable ItemID Quantity ItemPrice ItemCost Total Description GLEntryRecID GLTypeID GLItemID
+    ItemTypeXref InventoryXref CogsXref SalesDescription ItemDescription Memo TaxNote
+    VendorAccountNumber VendorNumber CurrencyID UomName PriceLevelXref LocationXref
+    BinDescription WarehouseSiteName WarehouseAddressLine1 WarehouseAddressLine2 WarehouseCity
+    WarehouseState WarehouseZip WarehouseCountry WarehouseCountryCode UomScheduleXref
+    SubCatDescription Serialized SerialNumbers Dropshipped LineNumber ShipmentMethod
+    PurchaseHeaderTaxGroup TaxCodeXref TaxRate TaxCode TaxAgencyXref
+    """
+)
 
 
 def test_lines_keep_their_json_attribute_order() -> None:

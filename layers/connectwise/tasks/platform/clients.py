@@ -45,26 +45,17 @@ def accounting_clients(settings: Settings) -> ClientsByConnection[AnyConnection,
     return ClientsByConnection(lambda name, fresh: load_connection(name, settings, fresh), client_for)
 
 
-class SoapClientsOnFirstUse:
-    """`soap_clients`, with zeep imported on first use: the accounting functions never call it,
-    so their cold start never loads zeep."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._clients: Any = None
-
-    def __call__(self, name: str) -> Any:
-        if self._clients is None:
-            self._clients = soap_clients(self.settings)
-        return self._clients(name)
-
-
 def soap_clients(settings: Settings) -> "ClientsByConnection[Any, Any]":
-    from connectwise.soap.client import SoapClient  # zeep: only where SOAP is used
+    """The SOAP client of each connection, from its secret's integrator login. zeep is imported
+    when the first client is built: the GL and payment functions never build one, so their cold
+    start never loads it."""
+    return ClientsByConnection(lambda name, fresh: integrator_login(name, settings, fresh), _soap_client)
 
-    return ClientsByConnection(
-        lambda name, fresh: integrator_login(name, settings, fresh), lambda login, _: SoapClient(login)
-    )
+
+def _soap_client(login: Any, name: str) -> Any:
+    from connectwise.soap.client import SoapClient
+
+    return SoapClient(login)
 
 
 def integrator_login(name: str, settings: Settings, fresh: bool = False) -> Any:

@@ -35,7 +35,7 @@ def catalog_key(connection: str) -> str:
 
 def payments_prefix(at: float, request_id: str) -> str:
     """One payments invocation's files: `<prefix>-success.xml|jsonl`, `<prefix>-fail.xml|jsonl`."""
-    return f"{PAYMENTS}/{_utc(at):%Y/%m/%d}/{_utc(at):%H%M%S}-{request_id}"
+    return f"{PAYMENTS}/{_utc(at):%Y/%m/%d/%H%M%S}-{request_id}"
 
 
 def _utc(at: float) -> datetime:
