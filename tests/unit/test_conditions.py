@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectwise.conditions import all_of, any_of, render, where
+from connectwise.conditions import REST, all_of, any_of, render, where
 from sandbox.conditions import ConditionsError, parse
 
 
@@ -28,13 +28,26 @@ def test_literals_follow_connectwise_syntax() -> None:
     assert render(None) == ""
 
 
+def test_the_rest_dialect_nests_with_slashes_and_escapes_brackets() -> None:
+    expression = all_of(
+        where("company.identifier", "=", "[Acme] Ltd"),
+        any_of(where("closedFlag", "=", False), where("name", "like", "Ren*")),
+        where("name", "contains", "x"),
+    )
+    assert render(expression, REST) == (
+        'company/identifier = "[[]Acme] Ltd" AND (closedFlag = False OR name like "Ren*") AND name contains "x"'
+    )
+
+
 @pytest.mark.parametrize(
     ("build", "message"),
     [
         (lambda: where("Name", "=", 'x" OR Id > "0'), "contains '\"'"),
         (lambda: where("Name", "=", "x\\"), "contains '\\\\\\\\'"),
         (lambda: where("Name", "=", "line\nbreak"), "contains '\\\\n'"),
-        (lambda: where("Name", "=", "a]b"), "contains ']'"),
+        (lambda: render(where("Name", "=", "a]b")), "contains ']'"),
+        (lambda: render(where("Name", "=", "a*b"), REST), "contains '\\*'"),
+        (lambda: render(where("Name", "contains", "x")), "REST only"),
         (lambda: where("Name = 1 OR Id", ">", 0), "is not a plain field name"),
         (lambda: where("Name", "; DROP", "x"), "is not one of"),
         (lambda: where("Total", "=", 1.5), "float values are not supported"),
@@ -55,11 +68,11 @@ hostile_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)),
 @given(value=hostile_text)
 def test_any_string_either_round_trips_as_one_condition_or_is_refused(value: str) -> None:
     try:
-        condition = all_of(where("Name", "=", value), where("Id", "=", 7))
+        text = render(all_of(where("Name", "=", value), where("Id", "=", 7)))
     except ValueError:
         assert any(c in value for c in '"\\[]') or any(ord(c) < 32 or ord(c) == 127 for c in value)
         return
-    matches = parse(render(condition))
+    matches = parse(text)
     assert matches({"Name": value, "Id": 7})
     assert not matches({"Name": value + "x", "Id": 7})
     assert not matches({"Name": value, "Id": 8})

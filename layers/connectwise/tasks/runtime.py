@@ -6,7 +6,7 @@ from functools import cache
 import boto3
 
 from tasks.platform.batch_ledger import Ledger
-from tasks.platform.clients import accounting_clients, soap_clients
+from tasks.platform.clients import accounting_clients, records_clients
 from tasks.platform.dead_letters import DeadLetters
 from tasks.platform.notices import Notices
 from tasks.platform.observability import count, logger
@@ -35,7 +35,7 @@ def services() -> Services:
         payment_ledger=PaymentLedger(dynamodb, settings.table_name),
         watermarks=Watermarks(dynamodb, settings.table_name),
         dead_letters=DeadLetters(cache(lambda: boto3.client("sqs")), settings.dead_letter_queue_url),
-        soap_for=soap_clients(settings),
+        records_for=records_clients(settings),
         count=count,
         log=logger,
     )

@@ -16,7 +16,7 @@ import requests
 from pydantic import Field, SecretStr
 
 from connectwise import jsonmoney, transport
-from connectwise.conditions import where
+from connectwise.conditions import REST, render, where
 from connectwise.errors import AuthenticationError, DocumentError, OutcomeUnknownError, PsaError
 from connectwise.models import IntegratorSecret, SiteLogin
 from connectwise.transport import Deadline
@@ -105,6 +105,11 @@ class RestApi:
             if url and not url.startswith(self._url("/")):  # never send the keys to another host
                 raise DocumentError(f"GET {path}: the next page is on another site: {url.split('?')[0]}")
             query = {}  # the next link carries the query and the pageId
+
+    def get(self, path: str, **params: Any) -> Any:
+        """One GET (a record, a count, a page of a navigable list), its JSON decoded."""
+        query = {k: v for k, v in params.items() if v is not None}
+        return _decode(self._send("GET", self._url(path), params=query), path)
 
     def json(self, method: str, path: str, body: Any, repeatable: bool = True) -> Any:
         response = self._send(method, self._url(path), body=body, repeatable=repeatable)
@@ -226,6 +231,6 @@ def _said(response: requests.Response) -> str:
 def lookup(field_name: str, value: str, unknown: Exception) -> str:
     """The condition finding one record by a field; a value the condition builder refuses cannot name a record."""
     try:
-        return str(where(field_name, "=", value))
+        return render(where(field_name, "=", value), REST)
     except ValueError:
         raise unknown from None

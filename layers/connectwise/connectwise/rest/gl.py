@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from connectwise.accounting_interface import wire
-from connectwise.conditions import Expression, all_of, where
+from connectwise.conditions import REST, Expression, all_of, render, where
 from connectwise.errors import DocumentError, PsaError, UnknownBatchError
 from connectwise.glexport import GLBatch, GLExport
 from connectwise.glexport.rest_json import parse_rest_glexport
@@ -158,7 +158,9 @@ def unposted(
         parts.append(where(date_field, "<", end))
     if owner_level:
         parts.append(where("locationId", "=", location_id(owner_level)))
-    return list(api.pages(f"/finance/accounting/{path}", conditions=str(all_of(*parts)) if parts else None))
+    return list(
+        api.pages(f"/finance/accounting/{path}", conditions=render(all_of(*parts), REST) if parts else None)
+    )
 
 
 def new_batch_identifier() -> str:

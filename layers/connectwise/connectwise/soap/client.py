@@ -9,7 +9,6 @@ import copy
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -26,6 +25,7 @@ from zeep.wsdl import Document
 from connectwise import transport
 from connectwise.errors import AuthenticationError, ConnectWiseError, PsaError, TransportError
 from connectwise.models import SiteLogin
+from connectwise.records import typed_cell
 from connectwise.transport import MAX_WAIT, TRANSIENT_STATUSES, Deadline
 
 WSDL_DIR = Path(__file__).resolve().parent.parent / "wsdl"
@@ -159,9 +159,15 @@ class SoapClient:
         return int(self._call(REPORTING, "RunReportCount", reportName=report, conditions=conditions))
 
     def run_report(
-        self, report: str, conditions: str = "", order_by: str = "", page_size: int = DEFAULT_PAGE_SIZE
+        self,
+        report: str,
+        conditions: str = "",
+        order_by: str = "",
+        page_size: int = DEFAULT_PAGE_SIZE,
+        skip: int = 0,
     ) -> Iterator[dict[str, Any]]:
-        """Every row, page by page (limit/skip until a short page); values typed as the report says."""
+        """Every row after the first `skip`, page by page (limit/skip until a short page); values
+        typed as the report says."""
 
         def page(limit: int, skip: int) -> list[Any]:
             return (
@@ -177,7 +183,7 @@ class SoapClient:
                 or []
             )
 
-        for row in _all_pages(page, page_size):
+        for row in _all_pages(page, page_size, skip):
             yield {value["Name"]: _typed(value) for value in row["Value"]}
 
     # Find operations
@@ -250,11 +256,10 @@ class SoapClient:
             raise TransportError(f"{api.name}.{operation}: {type(exc).__name__}") from None
 
 
-def _all_pages(fetch: Callable[[int, int], list[T]], page_size: int) -> Iterator[T]:
+def _all_pages(fetch: Callable[[int, int], list[T]], page_size: int, skip: int = 0) -> Iterator[T]:
     """fetch(limit, skip) page after page until a short page."""
     if page_size < 1:
         raise ValueError("page_size must be at least 1 (ConnectWise returns nothing for a limit of 0)")
-    skip = 0
     while True:
         items = fetch(page_size, skip)
         yield from items
@@ -281,12 +286,4 @@ def _plain(value: Any) -> dict[str, Any]:
 
 def _typed(value: Any) -> Any:
     """A report cell: its text typed by the FieldValue's Type (Numeric as Decimal, never float)."""
-    text = value["_value_1"]
-    if text is None or text == "":
-        return None
-    kind = value["Type"]
-    if kind == "Numeric":
-        return Decimal(text)
-    if kind == "Boolean":
-        return text.strip().lower() == "true"
-    return text
+    return typed_cell(value["_value_1"], value["Type"])

@@ -3,9 +3,12 @@ unchanged."""
 
 import threading
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from connectwise.backends import AnyConnection, GLBackend, client_for
+from connectwise.records import RecordsBackend
+from connectwise.rest.api import RestApi, RestConnection
+from connectwise.rest.records import RestRecords
 from tasks.platform.errors import ConfigurationError
 from tasks.platform.secrets import load_connection
 from tasks.platform.settings import Settings
@@ -45,34 +48,31 @@ def accounting_clients(settings: Settings) -> ClientsByConnection[AnyConnection,
     return ClientsByConnection(lambda name, fresh: load_connection(name, settings, fresh), client_for)
 
 
-def soap_clients(settings: Settings) -> "ClientsByConnection[Any, Any]":
-    """The SOAP client of each connection, from its secret's integrator login. zeep is imported
-    when the first client is built: the GL and payment functions never build one, so their cold
-    start never loads it."""
-    return ClientsByConnection(lambda name, fresh: integrator_login(name, settings, fresh), _soap_client)
+def records_clients(settings: Settings) -> "ClientsByConnection[AnyConnection, RecordsBackend]":
+    """The reports and records client of each connection: SOAP when its secret holds an
+    `integrator` login (sites that still have the SOAP APIs, or a connection that asks for them),
+    else REST (a REST connection's API keys). zeep is imported when the first SOAP client is built:
+    the GL and payment functions never build one, so their cold start never loads it."""
+    return ClientsByConnection(lambda name, fresh: load_connection(name, settings, fresh), records_client)
 
 
-def _soap_client(login: Any, name: str) -> Any:
-    from connectwise.soap.client import SoapClient
+def records_client(connection: AnyConnection, name: str) -> RecordsBackend:
+    if connection.integrator is not None:
+        from connectwise.soap.client import IntegratorLogin, SoapClient
+        from connectwise.soap.records import SoapRecords
 
-    return SoapClient(login)
-
-
-def integrator_login(name: str, settings: Settings, fresh: bool = False) -> Any:
-    """The connection's Integrator Login (a `connectwise.soap.client.IntegratorLogin`)."""
-    from connectwise.soap.client import IntegratorLogin
-
-    connection = load_connection(name, settings, fresh)
-    if connection.integrator is None:
-        raise ConfigurationError(
-            f"connection {name!r} has no integrator login: add "
-            '"integrator": {"login_id": ..., "password": ...} to its secret'
+        login = IntegratorLogin(
+            company=connection.company,
+            integrator_login_id=connection.integrator.login_id,
+            integrator_password=connection.integrator.password,
+            site=connection.site,
+            directory=connection.directory,
+            use_ssl=connection.use_ssl,
         )
-    return IntegratorLogin(
-        company=connection.company,
-        integrator_login_id=connection.integrator.login_id,
-        integrator_password=connection.integrator.password,
-        site=connection.site,
-        directory=connection.directory,
-        use_ssl=connection.use_ssl,
+        return SoapRecords(SoapClient(login))
+    if isinstance(connection, RestConnection):
+        return RestRecords(RestApi(connection, name=name))
+    raise ConfigurationError(
+        f"connection {name!r} cannot run reports or download records: its secret needs REST API keys "
+        '("backend": "rest") or an integrator login ("integrator": {"login_id": ..., "password": ...})'
     )

@@ -4,11 +4,11 @@
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from connectwise.backends import GLBackend
+from connectwise.records import RecordsBackend
 from tasks.platform.batch_ledger import Ledger
 from tasks.platform.dead_letters import DeadLetters
 from tasks.platform.notices import Notices
@@ -29,7 +29,7 @@ class Services:
     payment_ledger: PaymentLedger
     watermarks: Watermarks
     dead_letters: DeadLetters = field(default_factory=lambda: DeadLetters(lambda: None, ""))
-    soap_for: Callable[[str], Any] = lambda name: None  # connection -> connectwise.soap.client.SoapClient
+    records_for: Callable[[str], RecordsBackend] = lambda name: NotImplemented  # reports and records
     refresh_login: Callable[[str], None] = lambda name: None  # re-read a connection's secret next time
     count: Callable[[str, int], None] = lambda name, value: None  # a count metric
     clock: Callable[[], float] = time.time

@@ -7,19 +7,26 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from connectwise.conditions import Expression, all_of, any_of, where
-from connectwise.soap.client import DEFAULT_PAGE_SIZE
+from connectwise.conditions import Dialect, Expression, all_of, any_of, render, where
+from tasks.platform.errors import InvalidRequestError
 from tasks.platform.requests import ConnectionName
 
-ORDER_BY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*( (ASC|DESC|asc|desc))?")
+NAME = r"[A-Za-z_][A-Za-z0-9_]*([./][A-Za-z_][A-Za-z0-9_]*)*"
+ORDER_BY = re.compile(NAME + r"( (ASC|DESC|asc|desc))?")
+DEFAULT_PAGE_SIZE = 500
 
 
-class DownloadRecordsRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _plain_order(order_by: str) -> str:
+    if order_by and not ORDER_BY.fullmatch(order_by):
+        raise ValueError("order_by is a field name, optionally followed by ASC or DESC")
+    return order_by
 
-    connection: str = ConnectionName
-    full: bool = False  # a complete resync: ignore the watermark
-    page_size: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=1000)
+
+def _plain_fields(fields: list[str]) -> list[str]:
+    for name in fields:
+        if not re.fullmatch(NAME, name):
+            raise ValueError(f"{name!r} is not a field name")
+    return fields
 
 
 class ConditionSpec(BaseModel):
@@ -45,6 +52,20 @@ class ConditionSpec(BaseModel):
         return where(self.field, self.op, _typed_value(self.value))
 
 
+class DownloadRecordsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    connection: str = ConnectionName
+    full: bool = False  # a complete resync: ignore the watermark
+    conditions: ConditionSpec | None = None  # in the backend's field names; a feed of its own
+    order_by: str = ""  # the files' row order (a download reads in last-updated order)
+    fields: list[str] = Field(default_factory=list)  # the fields to write (and the id and last-updated)
+    page_size: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=1000)
+
+    _order = field_validator("order_by")(_plain_order)
+    _fields = field_validator("fields")(_plain_fields)
+
+
 class RunReportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -52,16 +73,14 @@ class RunReportRequest(BaseModel):
     report: str = Field(min_length=1)
     conditions: ConditionSpec | None = None
     order_by: str = ""
-    fields: list[str] = Field(default_factory=list)  # the report's columns to keep; all if empty
+    fields: list[str] = Field(default_factory=list)  # the report's columns, in this order; all if empty
+    skip: int = Field(0, ge=0)  # rows passed over before the first one written
     limit: int | None = Field(None, ge=1)  # rows at most
+    count: bool = False  # only count the matching rows (RunReportCount, /count); no files
     page_size: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=1000)
 
-    @field_validator("order_by")
-    @classmethod
-    def _plain_order(cls, order_by: str) -> str:
-        if order_by and not ORDER_BY.fullmatch(order_by):
-            raise ValueError("order_by is a field name, optionally followed by ASC or DESC")
-        return order_by
+    _order = field_validator("order_by")(_plain_order)
+    _fields = field_validator("fields")(_plain_fields)
 
 
 class ListReportsRequest(BaseModel):
@@ -84,3 +103,24 @@ def _typed_value(value: str | bool | int | dict[str, str]) -> Any:
     if kind == "date":
         return date.fromisoformat(text)
     raise ValueError(f"unknown value type {kind!r}")
+
+
+def conditions_of(request: DownloadRecordsRequest | RunReportRequest, dialect: Dialect) -> Expression | None:
+    """The request's conditions as an expression the backend's dialect can say; a bad one is the
+    request's fault, found before anything is asked of ConnectWise."""
+    try:
+        expression = request.conditions.expression() if request.conditions else None
+        render(expression, dialect)
+        return expression
+    except (ValueError, ArithmeticError) as exc:  # ArithmeticError: a decimal that is not a number
+        raise InvalidRequestError(f"invalid {type(request).__name__}: conditions: {exc}") from None
+
+
+def ordered(rows: list[dict[str, Any]], order_by: str) -> list[dict[str, Any]]:
+    """`rows` sorted by one of their fields (`name [ASC|DESC]`), empty values last either way."""
+    name, _, direction = order_by.partition(" ")
+    if rows and name not in rows[0]:
+        raise KeyError(name)
+    filled = [row for row in rows if row.get(name) is not None]
+    empty = [row for row in rows if row.get(name) is None]
+    return sorted(filled, key=lambda row: row[name], reverse=direction.upper() == "DESC") + empty
