@@ -34,7 +34,6 @@ SANDBOX_LOGINS: dict[str, dict[str, Any]] = {  # the sandbox's well-known logins
         "public_key": "sandbox-public",
         "private_key": "sandbox-private",
         "client_id": "8c4b2f4e-6a1d-4e3b-9f57-2d0c1b7a9e10",
-        "integrator": INTEGRATOR,
     },
 }
 

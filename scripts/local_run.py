@@ -4,8 +4,9 @@ For each backend (Accounting Interface, then REST) it starts moto (server mode) 
 ConnectWise sandbox on free loopback ports, creates the resources from template.yaml, stores
 the sandbox login of that backend as the connection's secret, then runs: download -> the
 accounting system's confirmation through SQS -> update -> a second download that finds nothing
-new -> recreate, and the payments. The SOAP tasks run once. Prints a report per backend and one
-side by side, and mirrors S3 under out/<backend>/. Everything started here is stopped on exit,
+new -> recreate, the payments, then the reports and record downloads (through SOAP with the
+legacy secret's integrator login, through REST with the REST secret). Prints a report per backend
+and one side by side, and mirrors S3 under out/<backend>/. Everything started here is stopped on exit,
 Ctrl-C or failure.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from scripts.harness import BACKENDS
 from scripts.local_aws import ROOT, moto_server
-from scripts.report import print_payments, print_report, print_side_by_side, print_soap
+from scripts.report import print_payments, print_records, print_report, print_side_by_side
 from scripts.scenarios import run_backend
 
 
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n===== backend {result['backend']}: connection {result['connection']!r} =====")
         print_report(result["life_cycle"], result["mirrored"], out / result["backend"])
         print_payments(result["payments"])
-    print_soap(results[0]["soap"])
+        print_records(result["records"])
     print_side_by_side(results)
     return 0
 

@@ -5,21 +5,25 @@ from pathlib import Path
 from typing import Any
 
 
-def print_soap(report: dict[str, Any]) -> None:
-    print("\nSOAP reports and record downloads\n")
+def print_records(report: dict[str, Any]) -> None:
+    print(f"\nReports and record downloads ({report['api']})\n")
     print(
         f"   reports listed: {', '.join(report['listed']['reports'])} (catalog {report['listed']['catalog']})"
     )
     ran = report["report"]
+    where = ran["conditions"]
     print(
-        f"   report {ran['report']!r} where {ran['conditions']}: {ran['rows']} rows -> {ran['files'].get('csv', '-')}"
+        f"   report {ran['report']!r} where {where['field']} {where['op']} {where['value']['decimal']}: "
+        f"{ran['rows']} rows, Invoice_Amount {report['report_total']} -> {ran['files'].get('csv', '-')}"
     )
     print(
-        f"\n   {'records':<16} {'first run':>10} {'second run':>11}   (invoice {report['paid_invoice']} paid in between)"
+        f"\n   {'records':<16} {'first run':>10} {'total':>12} {'second run':>11}   (invoice {report['paid_invoice']} paid in between)"
     )
     for entity in report["first"]:
+        total = report["first_totals"][entity]
         print(
-            f"   {entity:<16} {report['first'][entity]['count']:>10} {report['second'][entity]['count']:>11}"
+            f"   {entity:<16} {report['first'][entity]['count']:>10} {total if total is not None else '-':>12} "
+            f"{report['second'][entity]['count']:>11}"
         )
 
 
@@ -128,3 +132,17 @@ def print_side_by_side(results: list[dict[str, Any]]) -> None:
             ),
         )
     row("payment dead letters", lambda r: r["payments"]["dead_letters"])
+    row("reports and records through", lambda r: r["records"]["api"])
+    row("reports listed", lambda r: len(r["records"]["listed"]["reports"]))
+    row(
+        "report Invoices > 1000.00",
+        lambda r: f"{r['records']['report']['rows']} rows, {r['records']['report_total']}",
+    )
+    for entity in results[0]["records"]["first"]:
+
+        def records(r: dict[str, Any], e: str = entity) -> str:
+            total = r["records"]["first_totals"][e]
+            counts = f"{r['records']['first'][e]['count']} then {r['records']['second'][e]['count']}"
+            return counts + (f", {total}" if total is not None else "")
+
+        row(f"download {entity}", records)

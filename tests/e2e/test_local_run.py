@@ -57,14 +57,18 @@ def test_make_run_pipeline(tmp_path: Path) -> None:
     # 4 payments, 2 paid-to-date amounts, PAY-2001 below
     assert sum(f.read_text().count("<UpdateInvoicePayment>") for f in success_files) == 7
 
-    soap = report[report.index("SOAP reports and record downloads") :]
-    assert "reports listed: Invoices, Companies, Purchase Orders" in soap
-    assert "where Invoice_Amount > 1000.00:" in soap
-    table = soap[soap.index("agreements") :].splitlines()[:5]
-    rows = {line.split()[0]: line.split()[1:3] for line in table}
-    assert rows["invoices"][1] == "1" and rows["companies"][1] == "0"  # the second run is incremental
-    assert all(int(first) > 0 for first, _ in rows.values())
-    assert len(list((legacy / "records" / "main" / "invoices").rglob("*.csv"))) == 2
+    for api, folder, connection in (("SOAP", legacy, "main"), ("REST", out / "rest", "cw-rest")):
+        part = report[report.index(f"Reports and record downloads ({api})") :]
+        assert "reports listed: Invoices, Companies, Purchase Orders" in part
+        assert "where Invoice_Amount > 1000.00:" in part
+        table = part[part.index("agreements") :].splitlines()[:5]
+        rows = {line.split()[0]: (line.split()[1], line.split()[-1]) for line in table}
+        assert rows["invoices"][1] == "1" and rows["companies"][1] == "0"  # the second run is incremental
+        assert all(int(first) > 0 for first, _ in rows.values())
+        assert len(list((folder / "records" / connection / "invoices").rglob("*.csv"))) == 2
+    soap_part = report[report.index("Reports and record downloads (SOAP)") :].split("\n\n")[1]
+    rest_part = report[report.index("Reports and record downloads (REST)") :].split("\n\n")[1]
+    assert soap_part.split(" -> ")[0].split("catalog")[0] == rest_part.split(" -> ")[0].split("catalog")[0]
 
     # The REST connection: the same site through the other backend, the same outcomes.
     [rest_dir] = (out / "rest" / "gl-batches" / "cw-rest").iterdir()
