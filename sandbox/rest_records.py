@@ -89,6 +89,7 @@ class _Context:
     def __post_init__(self) -> None:
         self.companies = {c.id: c for c in [*self.site.customers, *self.site.vendors]}
         self.invoices = {i.id: i for i in self.site.invoices}
+        self.agreements = {a["CompanyId"]: a for a in soap.records(self.site, "agreements")}
 
     def ref(self, kind: str, path: str, id_: int, name: str, **extra: Any) -> dict[str, Any]:
         return {"id": id_, "name": name} | extra | {"_info": {f"{kind}_href": f"{self.base}{path}/{id_}"}}
@@ -180,6 +181,7 @@ def _invoice(site: _Context, record: Mapping[str, Any]) -> dict[str, Any]:
         "company": site.company(company.id),
         "billToCompany": site.company(company.id),
         "applyToType": "All",
+        "agreement": _agreement_ref(site, company),  # null for a company without one
         "date": _when(record["InvoiceDate"]),
         "dueDate": _when(record["InvoiceDate"] + timedelta(days=30)),
         "locationId": location_id,
@@ -194,6 +196,19 @@ def _invoice(site: _Context, record: Mapping[str, Any]) -> dict[str, Any]:
         "balance": total - paid,
         "_info": _info(record["LastUpdated"], record["UpdatedBy"]),
     }
+
+
+def _agreement_ref(site: _Context, company: Company) -> dict[str, Any] | None:
+    agreement = site.agreements.get(company.id)
+    if agreement is None:
+        return None
+    return site.ref(
+        "agreement",
+        "/finance/agreements",
+        agreement["Id"],
+        agreement["AgreementName"],
+        type="Managed Services",
+    )
 
 
 def _opportunity(site: _Context, record: Mapping[str, Any]) -> dict[str, Any]:

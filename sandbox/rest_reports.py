@@ -30,10 +30,13 @@ def route(
         return page([{"name": name} for name in soap.REPORTS], query, headers, url)
     if not route.startswith(PATH + "/"):
         return None
-    name, _, tail = route[len(PATH) + 1 :].partition("/")
+    _, tail = route[len(PATH) + 1 :].partition("/")[::2]
     if tail not in ("", "columns", "count"):
         return None
-    report = _report(unquote(name))
+    spelled = url[url.lower().rindex(PATH + "/") + len(PATH) + 1 :].partition("/")[
+        0
+    ]  # as the caller wrote it
+    report = _report(unquote(spelled))
     if tail == "columns":
         return Reply(200, [{column: _definition(report, column)} for column in report[1]])
     rows = _rows(site, report)
