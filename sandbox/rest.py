@@ -68,6 +68,7 @@ class RestApi:
         self._invoice_rows: list[dict[str, Any]] = []
         self._entries: dict[int, tuple[int, ...]] = {}  # a record's GL entry ids (they never change)
         self.second_payment: Callable[[], bool] = lambda: False  # the server's fault switch
+        self.records = rest_records.Records(accounting.site)
 
     @property
     def lock(self) -> threading.Lock:
@@ -139,10 +140,10 @@ class RestApi:
                 return page(lists[route](), query, headers, url)
             if route.endswith("/count") and route.removesuffix("/count") in lists:
                 return count(lists[route.removesuffix("/count")](), query)
-            site = self.accounting.site
-            for served in (rest_records.route, rest_reports.route):
-                if (reply := served(site, route, query, headers, url)) is not None:
-                    return reply
+            reply = rest_records.route(self.records, route, query, headers, url)
+            reply = reply or rest_reports.route(self.accounting.site, route, query, headers, url)
+            if reply is not None:
+                return reply
         if method == "POST" and route == "/finance/accounting/export":
             self.accounting.exports += 1
             return Reply(201, self._export(_body(payload), batch=None))

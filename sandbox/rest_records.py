@@ -50,14 +50,14 @@ PATHS: dict[str, tuple[str, str]] = {
 
 
 def route(
-    site: Site, route: str, query: Mapping[str, str], headers: Mapping[str, str], url: str
+    records: "Records", route: str, query: Mapping[str, str], headers: Mapping[str, str], url: str
 ) -> Reply | None:
     """A GET of a record path (lower case, after the API prefix), or None if it is not one."""
     path, _, tail = route.rpartition("/") if re.search(r"/(\d+|count)$", route) else (route, "", "")
     if path not in PATHS:
         return None
     entity, schema = PATHS[path]
-    rows = documents(site, entity, url[: url.lower().index(path)])
+    rows = records.documents(entity, url[: url.lower().index(path)])
     if not tail:
         return page(rows, query, headers, url)
     if tail == "count":
@@ -68,11 +68,27 @@ def route(
     return single(found[0], query)
 
 
-def documents(site: Site, entity: str, base: str) -> list[dict[str, Any]]:
-    """The REST documents of one record type, by id, nulls kept (the list leaves them out)."""
-    context = _Context(site, base)
-    build = _BUILDERS[entity]
-    return sorted((build(context, record) for record in soap.records(site, entity)), key=lambda d: d["id"])
+class Records:
+    """The REST documents of one site. Each is built once per version of its SOAP record (a
+    payment makes a new version of an invoice), so a lookup on a 10,000-invoice site stays cheap;
+    the documents are shared, so nothing downstream may change them."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self._built: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def documents(self, entity: str, base: str) -> list[dict[str, Any]]:
+        """One record type's documents by id, nulls kept (a list leaves them out)."""
+        context: _Context | None = None
+        result = []
+        for record in sorted(soap.records(self.site, entity), key=lambda r: int(r["Id"])):
+            key = (entity, base, *record.values())
+            document = self._built.get(key)
+            if document is None:
+                context = context or _Context(self.site, base)
+                document = self._built[key] = _BUILDERS[entity](context, record)
+            result.append(document)
+        return result
 
 
 def last_updated(moment: datetime) -> str:
