@@ -158,7 +158,7 @@ class AccountingInterface:
             )
         invoice.paid_amount = min(amount, invoice.total).quantize(Decimal("0.01"))
         invoice.paid_date = paid_at if invoice.paid_amount == invoice.total else None
-        invoice.updated_at = datetime.now(UTC)
+        invoice.updated_at = datetime.now(UTC).replace(microsecond=0)  # as REST's _info.lastUpdated
         invoice.payment_at = paid_at
         if invoice.payment_id is None:
             invoice.payment_id = self.new_payment_id()

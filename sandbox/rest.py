@@ -7,37 +7,38 @@ these, and both sides see the same invoice payment.
 ConnectWise's rules as the sandbox keeps them (see ../shared/reference/rest_api.md):
 * Basic auth `company+publicKey:privateKey` and a registered `clientId` header, else 401 with
   the error JSON; `GET /login/companyinfo/{company}` answers the codebase, or `null`.
-* Lists page with `page`/`pageSize` (at most 1000, larger is capped) and a `Link` header, or
-  forward-only (`pagination-type: forward-only`, `pageId`: ids above it, ordered by id, `Link`
-  to the next pageId while more remain; `orderBy` refused).
+* Lists answer `conditions` (the REST dialect of sandbox.conditions), `orderBy`, `fields`,
+  navigable or forward-only paging and `/count` as sandbox.rest_paging describes; the record
+  endpoints are in sandbox.rest_records, the reports in sandbox.rest_reports.
 * `includedInvoiceIds` take `UnpostedInvoice.billingLogId` (the invoice id), product ids are
   `unpostedProductId` strings. Export marks nothing; creating a batch posts its GL entries.
 * An invoice holds one payment: a second POST is refused (unless the `second_payment` fault makes
   it create another, as ConnectWise might), an amount above the invoice total is refused (the
   client caps it), PUT replaces the amount.
-Errors are ConnectWise's JSON: `{code, message, errors[]}`.
+Errors are ConnectWise's JSON: `{code, message, errors[]}`, `errors` always a list
+(rest_documents.error). Nothing a caller sends drops the connection: a sandbox bug is a 500.
 """
 
 import base64
-import itertools
-import json
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 from connectwise import jsonmoney
-from sandbox import conditions, rest_documents
+from sandbox import rest_documents, rest_records, rest_reports
 from sandbox.accounting import AccountingInterface
 from sandbox.data import Expense, Invoice, PurchaseReceipt
+from sandbox.rest_paging import MAX_PAGE_SIZE, ApiError, Reply, clean, count, page, single
+
+__all__ = ["API_PREFIX", "MAX_PAGE_SIZE", "MEDIA_TYPE", "ApiError", "Reply", "RestApi", "RestCredentials"]
 
 API_PREFIX = "/v4_6_release/apis/3.0"
 MEDIA_TYPE = "application/vnd.connectwise.com+json; version=2025.1"
-MAX_PAGE_SIZE = 1000
 ROW_ID_OFFSET = 500_000  # UnpostedInvoice.id differs from billingLogId, as on a real site
 
 
@@ -47,19 +48,6 @@ class RestCredentials:
     public_key: str = "sandbox-public"
     private_key: str = "sandbox-private"  # the loopback sandbox's well-known key
     client_id: str = "8c4b2f4e-6a1d-4e3b-9f57-2d0c1b7a9e10"
-
-
-@dataclass
-class Reply:
-    status: int
-    body: Any  # JSON-ready; None for no body
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, errors: list[dict[str, str]] | None = None):
-        super().__init__(message)
-        self.reply = Reply(status, rest_documents.error(code, message, errors))
 
 
 @dataclass
@@ -80,6 +68,7 @@ class RestApi:
         self._invoice_rows: list[dict[str, Any]] = []
         self._entries: dict[int, tuple[int, ...]] = {}  # a record's GL entry ids (they never change)
         self.second_payment: Callable[[], bool] = lambda: False  # the server's fault switch
+        self.records = rest_records.Records(accounting.site)
 
     @property
     def lock(self) -> threading.Lock:
@@ -113,8 +102,10 @@ class RestApi:
                 return self._route(method, route, query, headers, payload, f"http://{host}{path}")
         except ApiError as exc:
             return exc.reply
-        except json.JSONDecodeError:
+        except ValueError:  # JSON or its UTF-8
             return Reply(400, rest_documents.error("InvalidObject", "The request body is not valid JSON"))
+        except Exception as exc:  # a sandbox bug: answer as a server would, never drop the connection
+            return Reply(500, rest_documents.error("ServerError", f"{type(exc).__name__} in the sandbox"))
 
     def _authenticate(self, headers: Mapping[str, str]) -> None:
         creds = self.credentials
@@ -143,23 +134,29 @@ class RestApi:
             "/finance/accounting/unpostedexpenses": self._unposted_expenses,
             "/finance/accounting/unpostedprocurement": self._unposted_procurement,
             "/finance/accounting/batches": self._batch_rows,
-            "/finance/invoices": lambda: (rest_documents.invoice(i) for i in self.accounting.site.invoices),
         }
-        if method == "GET" and route in lists:
-            return _page(lists[route](), query, headers, url)
+        if method == "GET":
+            if route in lists:
+                return page(lists[route](), query, headers, url)
+            if route.endswith("/count") and route.removesuffix("/count") in lists:
+                return count(lists[route.removesuffix("/count")](), query)
+            reply = rest_records.route(self.records, route, query, headers, url)
+            reply = reply or rest_reports.route(self.accounting.site, route, query, headers, url)
+            if reply is not None:
+                return reply
         if method == "POST" and route == "/finance/accounting/export":
             self.accounting.exports += 1
             return Reply(201, self._export(_body(payload), batch=None))
         if method == "POST" and route == "/finance/accounting/batches":
             return Reply(201, self._create_batch(_body(payload)))
         if (match := re.fullmatch(r"/finance/accounting/batches/(\d+)", route)) and method == "GET":
-            return Reply(200, self._batch_row(self._batch(int(match[1]))))
+            return single(self._batch_row(self._batch(int(match[1]))), query)
         if (match := re.fullmatch(r"/finance/accounting/batches/(\d+)/export", route)) and method == "POST":
             return Reply(201, self._export(_body(payload), batch=self._batch(int(match[1]))))
         if match := re.fullmatch(r"/finance/invoices/(\d+)/payments", route):
             invoice = self._invoice(int(match[1]))
             if method == "GET":
-                return _page(self._payments(invoice), query, headers, url)
+                return page(self._payments(invoice), query, headers, url)
             if method == "POST":
                 return Reply(201, self._pay(invoice, _body(payload), payment_id=None))
         if match := re.fullmatch(r"/finance/invoices/(\d+)/payments/(\d+)", route):
@@ -233,7 +230,7 @@ class RestApi:
                 and key not in excluded
             )
 
-        document: dict[str, Any] = _clean(
+        document: dict[str, Any] = clean(
             rest_documents.glexport(
                 [i for i in site.invoices if flags["invoices"] and chosen(i, i.id, "Invoice")],
                 [e for e in site.expenses if flags["expenses"] and chosen(e, e.id, "Expense")],
@@ -330,7 +327,7 @@ class RestApi:
             return []
         first = rest_documents.payment(invoice.payment_id, invoice, invoice.payment_at or datetime.now(UTC))
         extra = [rest_documents.payment(i, invoice, at, amount) for i, amount, at in invoice.extra_payments]
-        return [_clean(p) for p in [first, *extra]]
+        return [clean(p) for p in [first, *extra]]
 
     def _pay(self, invoice: Invoice, request: dict[str, Any], payment_id: int | None) -> dict[str, Any]:
         if payment_id is None and invoice.payment_id is not None:
@@ -354,7 +351,7 @@ class RestApi:
             raise _invalid("amount", "amount must be a number") from None
         invoice.paid_date = moment if invoice.paid_amount == invoice.total else None
         invoice.payment_at = moment
-        invoice.updated_at = datetime.now(UTC)
+        invoice.updated_at = datetime.now(UTC).replace(microsecond=0)  # _info.lastUpdated's precision
         if invoice.payment_id is None:
             invoice.payment_id = self.accounting.new_payment_id()
         self.accounting.payment_updates += 1
@@ -391,61 +388,3 @@ def _thru_date(value: Any) -> date:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00")).date()
     except ValueError:
         raise _invalid("thruDate", f"Invalid thruDate {value!r}") from None
-
-
-def _clean(value: Any) -> Any:
-    """Leave out nulls, as ConnectWise does (the spec's references are not nullable)."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
-
-
-def _filterable(row: dict[str, Any]) -> dict[str, Any]:
-    """Dates compared as dates and numbers as numbers in `conditions`."""
-    view: dict[str, Any] = {}
-    for name, value in row.items():
-        if isinstance(value, str) and name.lower().endswith("date"):
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        view[name] = value
-    return view
-
-
-def _page(
-    rows: Iterable[dict[str, Any]], query: dict[str, str], headers: Mapping[str, str], url: str
-) -> Reply:
-    """One page of `rows` (ascending ids, as every list here yields them), read lazily so a
-    forward-only page of a 10,000-record list costs its page, not the list."""
-    try:
-        if query.get("conditions"):
-            matches = conditions.parse(query["conditions"])
-            rows = (r for r in rows if matches(_filterable(r)))
-    except conditions.ConditionsError as exc:
-        raise ApiError(400, "InvalidObject", f"conditions: {exc}") from None
-    try:
-        size = min(int(query.get("pageSize", "25")), MAX_PAGE_SIZE)
-        if size < 1:
-            raise ValueError
-    except ValueError:
-        raise ApiError(400, "InvalidObject", "pageSize must be a positive number") from None
-    base = {k: v for k, v in query.items() if k not in ("page", "pageId")}
-    if headers.get("pagination-type", "").lower() == "forward-only":
-        if "orderBy" in query:
-            raise ApiError(400, "InvalidObject", "orderBy cannot be used with forward-only pagination")
-        after = int(query.get("pageId", "0") or 0)
-        following = list(itertools.islice((r for r in rows if r["id"] > after), size + 1))
-        page = following[:size]
-        links = {"next": base | {"pageId": page[-1]["id"]}} if len(following) > size else {}
-    else:
-        every = list(rows)
-        number = max(1, int(query.get("page", "1") or 1))
-        last = max(1, -(-len(every) // size))
-        page = every[(number - 1) * size : number * size]
-        links = {"first": base | {"page": 1}, "last": base | {"page": last}}
-        if number > 1:
-            links["prev"] = base | {"page": number - 1}
-        if number < last:
-            links["next"] = base | {"page": number + 1}
-    link = ", ".join(f'<{url}?{urlencode(params)}>; rel="{rel}"' for rel, params in links.items())
-    return Reply(200, [_clean(r) for r in page], {"Link": link} if link else {})

@@ -416,21 +416,6 @@ def unposted_procurement(purchase: PurchaseReceipt) -> dict[str, Any]:
     }
 
 
-def invoice(invoice: Invoice) -> dict[str, Any]:
-    return {
-        "id": invoice.id,
-        "invoiceNumber": invoice.number,
-        "type": "Standard",
-        "company": _company(invoice.company),
-        "date": _when(invoice.date),
-        "total": invoice.total,
-        "salesTax": invoice.sales_tax,
-        "payments": invoice.paid_amount,
-        "balance": invoice.total - invoice.paid_amount,
-        "currency": _currency(invoice.company.currency),
-    }
-
-
 def payment(
     payment_id: int, invoice: Invoice, paid_at: datetime, amount: Decimal | None = None
 ) -> dict[str, Any]:
@@ -446,4 +431,7 @@ def payment(
 
 
 def error(code: str, message: str, errors: list[dict[str, str]] | None = None) -> dict[str, Any]:
-    return {"code": code, "message": message} | ({"errors": errors} if errors else {})
+    """ConnectWise's error body. `errors` is always there, a list: the DEVGUIDE shows `null` for
+    some errors, but the subset's ErrorResponseMessage declares a (non-nullable) array and the
+    client generated from it iterates it, so an empty list is the form both accept."""
+    return {"code": code, "message": message, "errors": errors or []}

@@ -94,3 +94,19 @@ def sandbox_connection(sandbox: SandboxServer, password: str = "sandbox-password
     return Connection(
         company="sandbox", username="accounting", password=password, site=sandbox.site_address, use_ssl=False
     )
+
+
+@pytest.fixture(scope="session")
+def generated_client(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The package openapi-python-client generates from the OpenAPI subset (once per session)."""
+    from tests.generated_client import generate
+
+    return generate(tmp_path_factory.mktemp("generated-client"))
+
+
+@pytest.fixture
+def api(generated_client: Any, sandbox: SandboxServer) -> Any:
+    """The generated client bound to this test's sandbox (tests/generated_client.py `Api`)."""
+    from tests.generated_client import Api
+
+    return Api.of(generated_client, sandbox)
