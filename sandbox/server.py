@@ -128,8 +128,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self._is_rest():
             self._rest()
         elif "/apis/" in self.path.lower() and urlsplit(self.path).query.lower() == "wsdl":
-            wsdl = soap.wsdl_for(urlsplit(self.path).path)
-            self._reply(200 if wsdl else 404, wsdl or b"not found", "text/xml; charset=utf-8")
+            host = self.headers.get("Host") or self.server.site_address
+            self._reply(*soap.wsdl_for(urlsplit(self.path).path, host))
         elif urlsplit(self.path).path == "/_sandbox/state":
             accounting = self.server.accounting
             with accounting.lock:
@@ -237,6 +237,7 @@ class _Handler(BaseHTTPRequestHandler):
         if hang:
             time.sleep(hang)
         code, reply, headers = answer(body)
+        content_type = headers.pop("Content-Type", content_type)  # a SOAP 1.2 reply is application/soap+xml
         if malformed:
             reply = reply[: max(10, len(reply) // 2)]
         self._reply(code, reply, "application/json" if rest and code >= 400 else content_type, headers)
@@ -249,8 +250,17 @@ class _Handler(BaseHTTPRequestHandler):
         return (*self.server.accounting.handle(form), {})
 
     def _soap(self, body: bytes) -> tuple[int, bytes, dict[str, str]]:
+        path, content_type = urlsplit(self.path).path, self.headers.get("Content-Type", "")
         with self.server.accounting.lock:
-            return (*soap.handle(self.server.accounting.site, soap.IntegratorCredentials(), body), {})
+            status, reply, media_type = soap.handle(
+                self.server.accounting.site,
+                soap.IntegratorCredentials(),
+                path,
+                content_type,
+                self.headers.get("SOAPAction"),
+                body,
+            )
+        return status, reply, {"Content-Type": media_type}
 
     def _reply(
         self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None

@@ -1,9 +1,11 @@
 """The sandbox's SOAP side: the Reporting API and the Find operations, on the seeded site.
 
-Serves the bundled WSDLs (`GET .../apis/<version>/<Api>.asmx?wsdl`) and answers from the same
-companies, invoices and purchase orders as the Accounting Interface side; a payment there moves
-the invoice's LastUpdated. Response elements follow the bundled WSDL's sequences, read from the
-WSDL itself. Bad credentials, unknown reports and malformed conditions get SOAP faults.
+Serves the bundled WSDLs (sandbox/soap_wsdl.py) and answers their operations over SOAP 1.1 and
+SOAP 1.2 (sandbox/soap_envelope.py) from the same companies, invoices and purchase orders as the
+Accounting Interface side; a payment there moves the invoice's LastUpdated. Response elements
+follow the bundled WSDL's sequences, read from the WSDL itself. Bad credentials, unknown reports
+and malformed conditions get SOAP faults; an operation a WSDL declares that the sandbox does not
+answer gets a fault naming it.
 """
 
 from collections.abc import Callable, Mapping
@@ -15,14 +17,15 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from connectwise.safexml import parse_xml
-from connectwise.soap.client import ENTITIES, REPORTING, WSDL_DIR
+from connectwise.soap.client import ENTITIES, WSDL_DIR
 from sandbox.conditions import ConditionsError, parse
 from sandbox.data import Site
+from sandbox.soap_envelope import CW, RECEIVER, SOAP11, Fault, Reply, Request, fault_reply, read, reply
+from sandbox.soap_wsdl import api_at, not_served, operations, wsdl
 
-CW = "http://connectwise.com"
-SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 XSD = "{http://www.w3.org/2001/XMLSchema}"
 XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
+NOT_FOUND = "text/plain; charset=utf-8"
 
 
 @dataclass(frozen=True)
@@ -32,42 +35,49 @@ class IntegratorCredentials:
     password: str = "sandbox-integrator"  # noqa: S105 - the loopback sandbox's well-known login
 
 
-class Fault(Exception):
-    pass
+def wsdl_for(path: str, host: str) -> Reply:
+    """`GET <path>?wsdl`: the API's WSDL, its ports at http://<host><path>; 404 for an API not served."""
+    api = api_at(path)
+    if api is None:
+        return Reply(404, not_served(path).encode(), NOT_FOUND)
+    return Reply(200, wsdl(api, f"http://{host}{path}"), "text/xml; charset=utf-8")
 
 
-APIS = {api.name.lower(): api for api in [REPORTING, *(e.api for e in ENTITIES.values())]}
-
-
-def wsdl_for(path: str) -> bytes | None:
-    """The bundled WSDL for `/.../apis/<version>/<Api>.asmx`, if the sandbox serves that API."""
-    api = APIS.get(path.rsplit("/", 1)[-1].lower().removesuffix(".asmx"))
-    if api is None or f"/apis/{api.version}/" not in path:
-        return None
-    return (WSDL_DIR / api.wsdl).read_bytes()
-
-
-def handle(site: Site, credentials: IntegratorCredentials, body: bytes) -> tuple[int, bytes]:
-    """A SOAP 1.1 request in, (HTTP status, envelope) out."""
+def handle(
+    site: Site,
+    credentials: IntegratorCredentials,
+    path: str,
+    content_type: str,
+    soap_action: str | None,
+    body: bytes,
+) -> Reply:
+    """A SOAP 1.1 or 1.2 request to `path` in, the reply (or fault) in the request's version out."""
+    api = api_at(path)
+    if api is None:
+        return Reply(404, not_served(path).encode(), NOT_FOUND)
     try:
-        envelope = parse_xml(body)
-        body_element = envelope.find(f"{{{SOAP}}}Body")
-        request = None if body_element is None else next(iter(body_element), None)
-        if request is None:
-            raise Fault("no operation in the SOAP body")
-        operation = request.tag.removeprefix(f"{{{CW}}}")
-        fields = {child.tag.removeprefix(f"{{{CW}}}"): child for child in request}
-        _authenticate(fields.get("credentials"), credentials)
-        result = _OPERATIONS[operation](site, fields) if operation in _OPERATIONS else None
-        if result is None:
-            raise Fault(f"operation {operation} is not served by the sandbox")
-        response = ET.Element(f"{{{CW}}}{operation}Response")
-        response.append(result)
-        return 200, _envelope(response)
+        request = read(content_type, soap_action, body)
     except Fault as fault:
-        return 500, _fault(str(fault))
-    except Exception as exc:  # a malformed envelope is the caller's fault, as on a real site
-        return 500, _fault(f"Server was unable to read request. {type(exc).__name__}")
+        return fault_reply(fault.version or SOAP11, fault)
+    try:
+        if request.operation not in operations(api):
+            raise Fault(f"{request.operation} is not an operation of the {api.name} {api.version}")
+        _authenticate(request.fields.get("credentials"), credentials)
+        return reply(request.version, _answer(site, request))
+    except Fault as fault:
+        return fault_reply(request.version, fault)
+    except Exception as exc:  # a sandbox bug still reaches the caller as a fault it can read
+        failure = Fault(f"the sandbox failed on {request.operation}: {type(exc).__name__}", RECEIVER)
+        return fault_reply(request.version, failure)
+
+
+def _answer(site: Site, request: Request) -> ET.Element:
+    operation = _OPERATIONS.get(request.operation)
+    if operation is None:
+        raise Fault(f"{request.operation} is not supported by the sandbox", RECEIVER)
+    response = ET.Element(f"{{{CW}}}{request.operation}Response")
+    response.append(operation(site, request.fields))
+    return response
 
 
 def _authenticate(element: ET.Element | None, expected: IntegratorCredentials) -> None:
@@ -232,7 +242,9 @@ REPORTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
 
 
 def _get_reports(site: Site, fields: Mapping[str, ET.Element]) -> ET.Element:
-    include = (fields["includeFields"].text or "").strip() == "true" if "includeFields" in fields else False
+    include = (
+        (fields["includeFields"].text or "").strip() in ("true", "1") if "includeFields" in fields else False
+    )
     result = ET.Element(f"{{{CW}}}GetReportsResult")
     for number, (name, (_, columns)) in enumerate(REPORTS.items(), start=1):
         report = ET.SubElement(
@@ -242,6 +254,11 @@ def _get_reports(site: Site, fields: Mapping[str, ET.Element]) -> ET.Element:
             for column, (_, kind) in columns.items():
                 ET.SubElement(report, f"{{{CW}}}Field", Name=column, Type=kind, IsNullable="true")
     return result
+
+
+def _get_portal_reports(site: Site, fields: Mapping[str, ET.Element]) -> ET.Element:
+    """The sandbox publishes no reports to the customer portal: an empty list."""
+    return ET.Element(f"{{{CW}}}GetPortalReportsResult")
 
 
 def _get_report_fields(site: Site, fields: Mapping[str, ET.Element]) -> ET.Element:
@@ -370,21 +387,9 @@ def _text(value: Any) -> str | None:
 
 _OPERATIONS: dict[str, Callable[[Site, Mapping[str, ET.Element]], ET.Element]] = {
     "GetReports": _get_reports,
+    "GetPortalReports": _get_portal_reports,
     "GetReportFields": _get_report_fields,
     "RunReportQuery": _run_report_query,
     "RunReportCount": _run_report_count,
     **{spec.operation: _find(entity) for entity, spec in ENTITIES.items()},
 }
-
-
-def _envelope(content: ET.Element) -> bytes:
-    envelope = ET.Element(f"{{{SOAP}}}Envelope")
-    ET.SubElement(envelope, f"{{{SOAP}}}Body").append(content)
-    return b'<?xml version="1.0" encoding="utf-8"?>' + ET.tostring(envelope)
-
-
-def _fault(message: str) -> bytes:
-    fault = ET.Element(f"{{{SOAP}}}Fault")
-    ET.SubElement(fault, "faultcode").text = "soap:Server"
-    ET.SubElement(fault, "faultstring").text = message
-    return _envelope(fault)

@@ -35,10 +35,10 @@ def exchanges(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[bytes, int
     seen: list[tuple[bytes, int, bytes]] = []
     original = sandbox_soap.handle
 
-    def recording(site: Any, credentials: Any, body: bytes) -> tuple[int, bytes]:
-        status, reply = original(site, credentials, body)
-        seen.append((body, status, reply))
-        return status, reply
+    def recording(*arguments: Any) -> Any:
+        reply = original(*arguments)
+        seen.append((arguments[-1], reply.status, reply.body))
+        return reply
 
     monkeypatch.setattr(sandbox_soap, "handle", recording)
     yield seen

@@ -88,7 +88,11 @@ def test_the_sandbox_serves_the_bundled_wsdls(sandbox: SandboxServer) -> None:
 
     base = f"http://{sandbox.site_address}/v4_6_release/apis"
     served = requests.get(f"{base}/2.0/InvoiceApi.asmx?wsdl", timeout=10)
-    assert served.content == (WSDL_DIR / "InvoiceApi_2.0.authored.wsdl").read_bytes()
+    bundled = (WSDL_DIR / "InvoiceApi_2.0.authored.wsdl").read_bytes()
+    sandbox_address = f"{base}/2.0/InvoiceApi.asmx".encode()
+    assert served.content == bundled.replace(
+        b"https://cw.example.invalid/v4_6_release/apis/2.0/InvoiceApi.asmx", sandbox_address
+    )
     assert requests.get(f"{base}/1.5/ReportingApi.asmx?wsdl", timeout=10).status_code == 200
     assert requests.get(f"{base}/2.0/ServiceTicketApi.asmx?wsdl", timeout=10).status_code == 404
 
