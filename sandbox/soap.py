@@ -152,7 +152,7 @@ def _purchase_orders(site: Site) -> list[dict[str, Any]]:
             "ShipToCompanyId": p.ship_to.id,
             "ShipToCompanyName": p.ship_to.name,
             "PurchaseDate": _moment(p.date),
-            "Total": sum((line.total for line in p.lines), Decimal("0.00")),
+            "Total": p.total,
             "IsClosed": True,
             "UpdateBy": "sandbox",
             "LastUpdated": p.received_at,

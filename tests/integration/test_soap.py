@@ -75,10 +75,12 @@ def test_faults_become_typed_errors_with_connectwise_message(
         list(soap.run_report("Nope"))
     with pytest.raises(SoapFaultError, match="Invalid conditions"):
         list(soap.find("invoices", 'InvoiceNumber = "unterminated'))
-    bad = SoapClient(login(sandbox, password="wrong-password"), retries=0)
+    bad = SoapClient(login(sandbox, password="wrong-password"), retries=3, backoff=0)
+    asked = sandbox.requests_seen
     with pytest.raises(AuthenticationError, match="Username or password is incorrect") as caught:
         bad.get_reports()
     assert "wrong-password" not in str(caught.value)
+    assert sandbox.requests_seen == asked + 1  # a fault is an answer: never sent again
 
 
 def test_the_sandbox_serves_the_bundled_wsdls(sandbox: SandboxServer) -> None:

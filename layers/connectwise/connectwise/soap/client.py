@@ -127,7 +127,9 @@ class SoapClient:
             total=retries,
             backoff_factor=backoff,
             backoff_max=30,
-            status_forcelist=TRANSIENT_STATUSES,
+            # A SOAP fault comes with HTTP 500: it is ConnectWise's answer, not a hiccup, and a
+            # refused password sent again and again can lock the login out.
+            status_forcelist=TRANSIENT_STATUSES - {500},
             allowed_methods=frozenset({"POST"}),  # Find and report calls only read
             respect_retry_after_header=True,
             raise_on_status=False,
