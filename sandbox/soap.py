@@ -155,7 +155,7 @@ def _purchase_orders(site: Site) -> list[dict[str, Any]]:
             "Total": p.total,
             "IsClosed": True,
             "UpdateBy": "sandbox",
-            "LastUpdated": p.received_at,
+            "LastUpdated": p.received_at.replace(tzinfo=UTC),  # the sandbox site keeps UTC
         }
         for p in site.purchases
     ]
