@@ -29,7 +29,7 @@ run: install
 	$(PY) -m scripts.local_run
 
 test: install
-	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(PY) -m pytest
+	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(PY) -m pytest -n 2  # the 2 cores the suite is sized for
 
 lint: install
 	$(VENV)/bin/ruff check .
