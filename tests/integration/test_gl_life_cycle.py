@@ -316,7 +316,10 @@ def test_unknown_batch_is_recorded_in_the_dlq_and_not_retried(env: LocalEnvironm
     assert responses == [{"batchItemFailures": []}]  # acknowledged: retrying cannot help
     [dead] = dead_letters(env)
     error = dead["MessageAttributes"]["error"]["StringValue"]
-    assert error == "unknown batch no-such-batch for connection 'main': it was never downloaded here"
+    assert error == (
+        "unknown batch no-such-batch for connection 'main': it was not downloaded here, so its confirmation "
+        "must list its GL entry ids (gl_entry_ids) to adopt it: what it held cannot be known here"
+    )
     assert json.loads(dead["Body"])["batch_id"] == "no-such-batch"
 
 

@@ -28,6 +28,7 @@ def test_every_function_has_a_sample_event_and_every_event_a_function() -> None:
 def test_download_event_is_the_schedule_input() -> None:
     request = parse_request(load("download_gl_batch.json"), DownloadRequest)
     assert request.kinds == ["expenses", "invoices", "procurement"]
+    assert request.thru_date == "end_of_last_month"  # resolved in the connection's time zone
 
 
 def test_update_event_is_an_sqs_event_of_confirmations() -> None:
@@ -42,6 +43,7 @@ def test_recreate_event_is_an_eventbridge_event() -> None:
     assert parse(event=event, model=EventBridgeModel).detail_type == "RecreateGLBatch"
     request = parse_request(event, RecreateRequest)
     assert request.filters.exclude_invoice_ids == [30001]
+    assert request.kinds == ["expenses", "invoices"] and request.thru_date == "end_of_last_month"
 
 
 @pytest.mark.parametrize(

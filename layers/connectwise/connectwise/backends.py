@@ -14,7 +14,7 @@ from pydantic import Discriminator, Tag, TypeAdapter
 
 from connectwise.accounting_interface.client import AccountingClient, Connection
 from connectwise.glexport import GLBatch
-from connectwise.models import PaymentApplied, RecreateFilters
+from connectwise.models import PaymentApplied, RecreateFilters, SiteLogin
 from connectwise.rest.api import RestConnection
 from connectwise.rest.client import RestClient
 from connectwise.transport import Deadline
@@ -37,6 +37,11 @@ CONNECTIONS: TypeAdapter[AnyConnection] = TypeAdapter(
 
 
 class GLBackend(Protocol):
+    @property
+    def connection(self) -> SiteLogin:
+        """The login it uses: where the site is and the time zone its finance team works in."""
+        ...
+
     def within(self, deadline: Deadline) -> "GLBackend":
         """The same client with every call and wait fitting `deadline`."""
         ...
@@ -52,10 +57,16 @@ class GLBackend(Protocol):
         """Export the unposted records of the kinds (invoices, expenses, procurement)."""
         ...
 
+    def unposted_entries(self) -> dict[int, str]:
+        """Every GL entry ConnectWise lists as unposted, with the kind of its record (an export
+        of all kinds, which marks nothing)."""
+        ...
+
     def recreate_gl_batch(
         self,
         batch_id: str,
         *,
+        kinds: Collection[str] = ...,
         filters: RecreateFilters | None = ...,
         thru_date: date | None = ...,
         owner_level: str | None = ...,

@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal, Self
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -31,6 +32,13 @@ class SiteLogin(BaseModel):
     site: str = Field(min_length=1, description="host[:port] of the ConnectWise site, no scheme")
     directory: str = "v4_6_release"
     use_ssl: bool = True
+    # The IANA zone the site's finance team works in: relative thru dates ("end_of_last_month")
+    # are dates there, not in UTC.
+    time_zone: str = "UTC"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
 
     @field_validator("site")
     @classmethod
@@ -38,6 +46,17 @@ class SiteLogin(BaseModel):
         if "://" in site or "/" in site:
             raise ValueError("site is a host name (e.g. na.myconnectwise.net), without scheme or path")
         return site
+
+    @field_validator("time_zone")
+    @classmethod
+    def _iana_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            name = ""
+        if not name or name == "localtime":  # "localtime" is whatever zone the machine is in
+            raise ValueError("not an IANA time zone name (for example America/New_York or Europe/London)")
+        return name
 
     @model_validator(mode="after")
     def _https_unless_loopback(self) -> Self:

@@ -27,7 +27,14 @@ from connectwise.errors import (
     UnknownInvoiceError,
 )
 from connectwise.glexport import GLBatch, parse_glexport
-from connectwise.models import IntegratorSecret, PaymentApplied, RecreateFilters, SiteLogin, check_payment
+from connectwise.models import (
+    KINDS,
+    IntegratorSecret,
+    PaymentApplied,
+    RecreateFilters,
+    SiteLogin,
+    check_payment,
+)
 from connectwise.safexml import parse_xml
 from connectwise.transport import Deadline
 
@@ -83,17 +90,34 @@ class AccountingClient:
         )
         return parse_glexport(self._post(fields, repeatable=True))  # an export marks nothing
 
+    def unposted_entries(self) -> dict[int, str]:
+        """Every GL entry the unposted lists hold, with its kind (an export of all kinds)."""
+        by_kind = self.download_gl_batch(KINDS).gl_entry_ids_by_kind()
+        return {i: kind for kind, ids in by_kind.items() for i in ids}
+
     def recreate_gl_batch(
         self,
         batch_id: str,
         *,
+        kinds: Collection[str] = KINDS,
         filters: RecreateFilters | None = None,
         thru_date: date | None = None,
         owner_level: str | None = None,
     ) -> GLBatch:
-        """Download a previously updated batch again, with optional record filters."""
+        """Download a previously updated batch again: the records of `kinds`, through
+        `thru_date`, at `owner_level`, narrowed by the record filters."""
+        if not kinds:
+            raise ValueError("choose at least one of invoices, expenses, procurement")
         filters = filters or RecreateFilters()
-        fields = wire.recreate_fields(batch_id, filters.model_dump(), thru_date, owner_level)
+        fields = wire.recreate_fields(
+            batch_id,
+            filters.model_dump(),
+            thru_date,
+            owner_level,
+            invoices="invoices" in kinds,
+            expenses="expenses" in kinds,
+            procurement="procurement" in kinds,
+        )
         return parse_glexport(self._post(fields, repeatable=True))
 
     def update_gl_batch(self, batch_id: str, gl_entry_ids: Iterable[int], kinds: Iterable[str] = ()) -> str:

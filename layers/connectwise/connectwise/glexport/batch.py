@@ -54,19 +54,23 @@ class GLBatch:
 
     def gl_entry_ids(self) -> list[int]:
         """Distinct ids of every `GLEntryRecID` attribute, sorted: what an update posts."""
-        ids: set[int] = set()
+        return sorted({i for ids in self.gl_entry_ids_by_kind().values() for i in ids})
+
+    def gl_entry_ids_by_kind(self) -> dict[str, list[int]]:
+        """The distinct GL entry ids of each kind's records (with their lines), sorted."""
+        ids: dict[str, set[int]] = {kind: set() for kind in KINDS}
         for tx in self.document.Transactions:
-            ids.update(tx.GLEntryRecID)
+            ids["invoices"].update(tx.GLEntryRecID)
             for detail in tx.Details:
-                ids.update(detail.GLEntryRecID)
+                ids["invoices"].update(detail.GLEntryRecID)
         for expense in self.expense_transactions:
-            ids.update(expense.GLEntryRecID)
+            ids["expenses"].update(expense.GLEntryRecID)
             for expense_detail in expense.ExpenseDetails:
-                ids.update(expense_detail.GLEntryRecID)
+                ids["expenses"].update(expense_detail.GLEntryRecID)
         for purchase in self.document.PurchaseTransactions:
             for purchase_detail in purchase.PurchaseDetails:
-                ids.update(purchase_detail.GLEntryRecID)
-        return sorted(ids)
+                ids["procurement"].update(purchase_detail.GLEntryRecID)
+        return {kind: sorted(found) for kind, found in ids.items()}
 
     def summary(self) -> dict[str, Any]:
         """The JSON summary printed by `python -m connectwise glexport` and sent in events."""

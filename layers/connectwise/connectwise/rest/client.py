@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from connectwise.glexport import GLBatch
-from connectwise.models import PaymentApplied, RecreateFilters
+from connectwise.models import KINDS, PaymentApplied, RecreateFilters
 from connectwise.rest import gl, payments
 from connectwise.rest.api import RestApi
 
@@ -20,16 +20,20 @@ class RestClient(RestApi):
     ) -> GLBatch:
         return gl.download_gl_batch(self, kinds, thru_date=thru_date, owner_level=owner_level)
 
+    def unposted_entries(self) -> dict[int, str]:
+        return gl.unposted_entries(self)
+
     def recreate_gl_batch(
         self,
         batch_id: str,
         *,
+        kinds: Collection[str] = KINDS,
         filters: RecreateFilters | None = None,
         thru_date: date | None = None,
         owner_level: str | None = None,
     ) -> GLBatch:
         return gl.recreate_gl_batch(
-            self, batch_id, filters=filters, thru_date=thru_date, owner_level=owner_level
+            self, batch_id, kinds=kinds, filters=filters, thru_date=thru_date, owner_level=owner_level
         )
 
     def update_gl_batch(

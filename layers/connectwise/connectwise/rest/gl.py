@@ -5,7 +5,8 @@
   The export marks nothing; the listed invoice count is checked against the document.
 * update ("post"): `POST /finance/accounting/batches` with the posted GL entry ids. An existing
   batch of that identifier means an earlier attempt got through: nothing is sent twice.
-* recreate: find the batch by identifier, `POST /finance/accounting/batches/{id}/export`.
+* recreate: find the batch by identifier, `POST /finance/accounting/batches/{id}/export` with
+  the kinds' export flags, the thru date, the location and the record filters.
 """
 
 import uuid
@@ -18,8 +19,10 @@ from connectwise.conditions import REST, Expression, all_of, render, where
 from connectwise.errors import DocumentError, PsaError, UnknownBatchError
 from connectwise.glexport import GLBatch, GLExport
 from connectwise.glexport.rest_json import parse_rest_glexport
-from connectwise.models import RecreateFilters
+from connectwise.models import KINDS, RecreateFilters
 from connectwise.rest.api import RestApi, lookup
+
+MAX_IDENTIFIER = 50  # batchIdentifier's length limit (the spec's "Max length: 50")
 
 # kind -> (unposted list, its date field, the export flag and id list, the id the list gives)
 LISTS = {
@@ -79,32 +82,38 @@ def download_gl_batch(
     return batch
 
 
+def unposted_entries(api: RestApi) -> dict[int, str]:
+    """Every GL entry the unposted lists hold, with its kind (an export of all kinds)."""
+    by_kind = download_gl_batch(api, KINDS).gl_entry_ids_by_kind()
+    return {i: kind for kind, ids in by_kind.items() for i in ids}
+
+
 def recreate_gl_batch(
     api: RestApi,
     batch_id: str,
     *,
+    kinds: Collection[str] = KINDS,
     filters: RecreateFilters | None = None,
     thru_date: date | None = None,
     owner_level: str | None = None,
 ) -> GLBatch:
-    """Download a posted batch again, with optional record filters."""
+    """Download a posted batch again: the records of `kinds`, through `thru_date`, at the
+    location `owner_level`, narrowed by the record filters."""
+    exported = {kind: kind in kinds for kind in LISTS}
+    if not any(exported.values()):
+        raise ValueError("choose at least one of invoices, expenses, procurement")
     batch = find_batch(api, batch_id)
     if batch is None:
         raise UnknownBatchError(f"{wire.UNKNOWN_BATCH} {batch_id}")
-    request: dict[str, Any] = {
-        "batchIdentifier": batch_id,
-        "exportInvoicesFlag": True,
-        "exportExpensesFlag": True,
-        "exportProductsFlag": True,
-        **_thru(thru_date),
-    }
+    request: dict[str, Any] = {"batchIdentifier": batch_id, **_thru(thru_date)}
+    request |= {LISTS[kind][2]: flag for kind, flag in exported.items()}
     if owner_level:
         request["locationId"] = location_id(owner_level)
     for key, ids in (filters or RecreateFilters()).model_dump().items():
         if ids:
             request[FILTERS[key]] = [str(i) for i in ids] if "Product" in FILTERS[key] else ids
     raw = api.json_bytes("POST", f"/finance/accounting/batches/{batch['id']}/export", request)
-    return parse_rest_glexport(raw, batch_id, dict.fromkeys(LISTS, True))
+    return parse_rest_glexport(raw, batch_id, exported)
 
 
 def update_gl_batch(
@@ -131,7 +140,12 @@ def update_gl_batch(
 
 
 def find_batch(api: RestApi, batch_id: str) -> dict[str, Any] | None:
-    condition = lookup("batchIdentifier", batch_id, UnknownBatchError(f"{wire.UNKNOWN_BATCH} {batch_id}"))
+    """The batch of that identifier; UnknownBatchError for one no REST batch can have (too long,
+    or not expressible in a condition)."""
+    unknown = UnknownBatchError(f"{wire.UNKNOWN_BATCH} {batch_id}")
+    if len(batch_id) > MAX_IDENTIFIER:
+        raise unknown
+    condition = lookup("batchIdentifier", batch_id, unknown)
     found = list(api.pages("/finance/accounting/batches", conditions=condition))
     return found[0] if found else None
 

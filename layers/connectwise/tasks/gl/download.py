@@ -3,11 +3,12 @@ written before the batch is recorded, the event published last; an open batch is
 again instead of downloading its records twice."""
 
 import uuid
+from datetime import date
 from typing import Any
 
 from connectwise.glexport import GLBatch
 from connectwise.transport import Deadline
-from tasks.gl.requests import DownloadRequest
+from tasks.gl.requests import DownloadRequest, resolve_thru_date
 from tasks.platform.batch_ledger import DOWNLOADED, FAILED, OPEN, BatchRecord
 from tasks.platform.keys import batch_prefix
 from tasks.platform.services import Services
@@ -29,11 +30,9 @@ def download_gl_batch(
 
     try:
         client = services.client_for(request.connection).within(deadline or Deadline())
-        batch = client.download_gl_batch(
-            request.kinds,
-            thru_date=request.thru_date,
-            owner_level=request.owner_level,
-        )
+        # Resolved once, at the moment the task runs, in the connection's time zone.
+        thru_date = resolve_thru_date(request.thru_date, services.clock(), client.connection.zone)
+        batch = client.download_gl_batch(request.kinds, thru_date=thru_date, owner_level=request.owner_level)
         if batch.is_empty:
             ledger.release(request.connection, request.kinds, token)
             log.info("nothing to export", extra={"connection": request.connection, "kinds": request.kinds})
@@ -47,8 +46,9 @@ def download_gl_batch(
             created_at=now,
             counts=counts,
             totals={kind: str(total) for kind, total in batch.totals().items()},
-            keys=_write_batch(services.store, request.connection, batch, request),
+            keys=_write_batch(services.store, batch, request, thru_date, client.connection.time_zone),
             gl_entry_count=len(batch.gl_entry_ids()),
+            thru_date=thru_date.isoformat() if thru_date else "",
         )
         ledger.record_download(record, token)
     except BaseException:
@@ -81,11 +81,17 @@ def _held(request: DownloadRequest, holders: list[Any], services: Services) -> d
         record = services.ledger.get(request.connection, batch_id)
         if record is None:
             continue
-        if record.status == FAILED:
-            blocked.append({"batch_id": batch_id, "error": record.error})
+        if record.status == FAILED or record.adopted:  # an adopted batch was never handed out here
+            blocked.append({"batch_id": batch_id, "status": record.status, "error": record.error})
             services.log.error(
-                "batch failed to post and still holds its records: re-send its confirmation or abandon it",
-                extra={"connection": request.connection, "batch_id": batch_id, "error": record.error},
+                "batch not posted yet holds its records: re-send its confirmation or abandon it",
+                extra={
+                    "connection": request.connection,
+                    "batch_id": batch_id,
+                    "status": record.status,
+                    "adopted": record.adopted,
+                    "error": record.error,
+                },
             )
             continue
         detail = _batch_detail(record) | {"reannounced": True}
@@ -100,9 +106,12 @@ def _held(request: DownloadRequest, holders: list[Any], services: Services) -> d
     }
 
 
-def _write_batch(store: Store, connection: str, batch: GLBatch, request: DownloadRequest) -> dict[str, str]:
-    """glexport.xml (byte for byte), records.jsonl and the manifest of GL entry ids."""
-    prefix = batch_prefix(connection, batch.batch_id)
+def _write_batch(
+    store: Store, batch: GLBatch, request: DownloadRequest, thru_date: date | None, time_zone: str
+) -> dict[str, str]:
+    """glexport.xml (byte for byte), records.jsonl and the manifest of GL entry ids, with the
+    thru date used (null: ConnectWise's today) and what the request said."""
+    prefix = batch_prefix(request.connection, batch.batch_id)
     keys = {
         "glexport": store.put(prefix + batch.raw_name, batch.raw, batch.media_type),
         "records": store.put_json_lines(prefix + "records.jsonl", batch.json_lines()),
@@ -111,8 +120,12 @@ def _write_batch(store: Store, connection: str, batch: GLBatch, request: Downloa
         prefix + "manifest.json",
         batch.summary()
         | {
-            "connection": connection,
+            "connection": request.connection,
             "kinds": request.kinds,
+            "thru_date": thru_date.isoformat() if thru_date else None,
+            "thru_date_requested": request.model_dump(mode="json")["thru_date"],
+            "time_zone": time_zone,
+            "owner_level": request.owner_level,
             "keys": dict(keys),
             "gl_entry_ids": batch.gl_entry_ids(),
         },
@@ -128,5 +141,6 @@ def _batch_detail(record: BatchRecord) -> dict[str, Any]:
         "counts": record.counts,
         "totals": record.totals,
         "gl_entry_ids": record.gl_entry_count,
+        "thru_date": record.thru_date or None,
         "keys": record.keys,
     }

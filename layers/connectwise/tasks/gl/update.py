@@ -11,7 +11,9 @@ Money-safety rules (docs/gl-batches.md) and where they are kept:
   metric): those records stayed unposted and are handed out again, never silently;
 * the confirmation being posted is kept with the batch (`confirmation.json`, re-sendable as is);
 * an update that ConnectWise refused, or whose reply was lost, is checked against ConnectWise
-  before the batch is declared FAILED or retried: a batch ConnectWise holds is POSTED.
+  before the batch is declared FAILED or retried: a batch ConnectWise holds is POSTED;
+* a batch not downloaded here is adopted (`tasks.gl.adopt`) from a confirmation listing its GL
+  entries, after checks, and then posted by these same rules.
 """
 
 from dataclasses import replace
@@ -20,6 +22,7 @@ from typing import Any
 from connectwise.backends import GLBackend
 from connectwise.errors import ConnectWiseError, surely_not_run
 from connectwise.transport import HOLD_AFTER_UNKNOWN, Deadline
+from tasks.gl.adopt import adopt_batch
 from tasks.gl.requests import PostingConfirmation
 from tasks.platform.batch_ledger import ABANDONED, POSTED, POSTING, BatchRecord
 from tasks.platform.errors import BatchBusyError, BatchStateError
@@ -34,10 +37,8 @@ def update_gl_batch(
     """Apply a posting confirmation: add the posted GL entries to the batch on ConnectWise."""
     conn, batch_id = confirmation.connection, confirmation.batch_id
     record = services.ledger.get(conn, batch_id)
-    if record is None:
-        raise BatchStateError(
-            f"unknown batch {batch_id} for connection {conn!r}: it was never downloaded here"
-        )
+    if record is None:  # not downloaded here: adopted from its confirmation, or refused
+        record = adopt_batch(confirmation, services, deadline)
     client = services.client_for(conn).within(deadline or Deadline())
     if confirmation.action == "abandon":
         return _abandon(record, client, services)
@@ -129,6 +130,7 @@ def _posted(record: BatchRecord, ids: list[int] | set[int], kept: str, services:
         "gl_entry_count": record.gl_entry_count,
         "partial": len(ids) < record.gl_entry_count,
         "confirmation": kept,
+        "adopted": record.adopted,
     }
     services.notices.publish("GLBatchPosted", detail)
     services.log.info("batch posted", extra=detail)

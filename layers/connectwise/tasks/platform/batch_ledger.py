@@ -3,7 +3,9 @@
 Items (partition key `pk`):
 
 * `batch#<connection>#<batch id>`: one downloaded batch: kinds, status, counts, totals, the S3
-  keys of its outputs and manifest (the GL entry ids live in the S3 manifest, not here).
+  keys of its outputs and manifest (the GL entry ids live in the S3 manifest, not here). An
+  adopted batch (`adopted`: downloaded by another connector, its GL entries from its
+  confirmation) is recorded the same way and holds its kinds the same way.
 * `open#<connection>#<kind>`: who holds a kind of record for a connection. While a download
   runs it is `downloading` with a claim token; once the batch is recorded it is `open` with the
   batch id, until the batch is POSTED or ABANDONED. So two schedule firings make one batch, and
@@ -64,6 +66,8 @@ class BatchRecord:
     # When an update whose outcome is unknown was sent (0: none): ConnectWise may hold the batch
     # with that attempt's GL entries, or still apply it late.
     doubt_since: int = 0
+    thru_date: str = ""  # the thru date the batch was exported with ("": ConnectWise's today)
+    adopted: bool = False  # not downloaded here: its GL entries came with its confirmation
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = batch_key(self.connection, self.batch_id) | {
@@ -85,6 +89,10 @@ class BatchRecord:
             item["confirmation"] = {"S": self.confirmation}
         if self.doubt_since:
             item["doubt_since"] = {"N": str(self.doubt_since)}
+        if self.thru_date:
+            item["thru_date"] = {"S": self.thru_date}
+        if self.adopted:
+            item["adopted"] = {"BOOL": True}
         return item
 
     @classmethod
@@ -104,6 +112,8 @@ class BatchRecord:
             error=item.get("error", {"S": ""})["S"],
             confirmation=item.get("confirmation", {"S": ""})["S"],
             doubt_since=int(item.get("doubt_since", {"N": "0"})["N"]),
+            thru_date=item.get("thru_date", {"S": ""})["S"],
+            adopted=item.get("adopted", {"BOOL": False})["BOOL"],
         )
 
     def totals_as_decimal(self) -> dict[str, Decimal]:
