@@ -3,6 +3,7 @@
 import io
 import json
 import threading
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -515,6 +516,24 @@ def test_an_update_whose_reply_is_cut_short_is_checked_against_connectwise(
     assert batches(env) == {f"batch#main#{first['batch_id']}": "POSTED"}
     assert detail_types(env) == ["GLBatchDownloaded", "GLBatchPosted"]
     assert download(env)["status"] == "empty"
+
+
+def test_a_batch_exported_past_today_is_checked_as_far_as_its_own_thru_date(
+    env: LocalEnvironment, sandbox: SandboxServer
+) -> None:
+    """ConnectWise posted a batch holding an invoice dated after today, but the reply was cut: the
+    check re-exports through the batch's own thru date, finds every entry, and records POSTED."""
+    later = date.today() + timedelta(days=20)
+    sandbox.accounting.site.invoices[0].date = later
+    first = download(env, {"connection": "main", "kinds": ["invoices"], "thru_date": later.isoformat()})
+    assert first["counts"]["invoices"] == len(sandbox.accounting.site.invoices)
+    sandbox.faults.set({"malformed": 1, "methods": ["POST"]})  # the update runs, its reply is cut
+    assert confirm(env, {"connection": "main", "batch_id": first["batch_id"]}) == [{"batchItemFailures": []}]
+    assert batches(env) == {f"batch#main#{first['batch_id']}": "POSTED"}
+    assert detail_types(env) == ["GLBatchDownloaded", "GLBatchPosted"]
+    kept = json.loads(s3_body(env, f"gl-batches/main/{first['batch_id']}/confirmation.json"))
+    manifest = json.loads(s3_body(env, first["keys"]["manifest"]))
+    assert kept["gl_entry_ids"] == manifest["gl_entry_ids"]  # every entry, the future-dated ones too
 
 
 def test_an_update_lost_before_connectwise_ran_it_is_retried_not_failed(

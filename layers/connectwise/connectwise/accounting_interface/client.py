@@ -127,10 +127,10 @@ class AccountingClient:
         root = _write_reply(body, f"the update of batch {batch_id}")
         return (root.text or "").strip()
 
-    def posted_entries(self, batch_id: str) -> set[int] | None:
+    def posted_entries(self, batch_id: str, thru_date: date | None = None) -> set[int] | None:
         """The GL entries ConnectWise holds in this batch (a recreate of it), None if none."""
         try:
-            return set(self.recreate_gl_batch(batch_id).gl_entry_ids())
+            return set(self.recreate_gl_batch(batch_id, thru_date=thru_date).gl_entry_ids())
         except UnknownBatchError:
             return None
 

@@ -150,11 +150,11 @@ def find_batch(api: RestApi, batch_id: str) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
-def posted_entries(api: RestApi, batch_id: str) -> set[int] | None:
+def posted_entries(api: RestApi, batch_id: str, thru_date: date | None = None) -> set[int] | None:
     """The GL entries ConnectWise holds in this batch (a re-export of it), None if no such batch."""
     if find_batch(api, batch_id) is None:
         return None
-    return set(recreate_gl_batch(api, batch_id).gl_entry_ids())
+    return set(recreate_gl_batch(api, batch_id, thru_date=thru_date).gl_entry_ids())
 
 
 def list_batches(api: RestApi) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ Money-safety rules (docs/gl-batches.md) and where they are kept:
 """
 
 from dataclasses import replace
+from datetime import date
 from typing import Any
 
 from connectwise.backends import GLBackend
@@ -72,7 +73,7 @@ def _post(
     outcome may have done. What ConnectWise holds decides, never what a reply seemed to say."""
     conn, batch_id = record.connection, record.batch_id
     if record.doubt_since:
-        held = client.posted_entries(batch_id)
+        held = client.posted_entries(batch_id, _thru(record))
         if held is not None:
             return _posted_as_held(record, held, ids, services)
         earlier = _posted_ids(record, services.store) if record.confirmation else None
@@ -98,7 +99,7 @@ def _post(
         # Refused, or the reply was lost: a reply can be lost after ConnectWise posted, and a
         # retry can be refused because it had. Look before deciding.
         try:
-            held = client.posted_entries(batch_id)
+            held = client.posted_entries(batch_id, _thru(record))
         except ConnectWiseError as check:
             if exc.transient:
                 raise exc from None  # unknown and cannot look now: retried, in doubt
@@ -135,6 +136,11 @@ def _posted(record: BatchRecord, ids: list[int] | set[int], kept: str, services:
     services.notices.publish("GLBatchPosted", detail)
     services.log.info("batch posted", extra=detail)
     return {"status": "posted"} | detail
+
+
+def _thru(record: BatchRecord) -> date | None:
+    """The batch's own thru date: a re-export to check it must reach as far as its export did."""
+    return date.fromisoformat(record.thru_date) if record.thru_date else None
 
 
 def _posted_as_held(
@@ -195,7 +201,7 @@ def _abandon(record: BatchRecord, client: GLBackend, services: Services) -> dict
     if record.status == POSTING:
         raise BatchBusyError(f"batch {batch_id} is being updated by another invocation; retried later")
     if record.doubt_since and record.status != POSTED:  # an update may have reached ConnectWise
-        if client.posted_entries(batch_id) is not None:
+        if client.posted_entries(batch_id, _thru(record)) is not None:
             raise BatchStateError(
                 f"batch {batch_id} cannot be abandoned: ConnectWise holds it (an update whose reply was lost "
                 "reached it); send its confirmation again to record it POSTED; nothing was changed"
