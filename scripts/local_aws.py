@@ -129,6 +129,7 @@ class Stack:
     physical: dict[str, str] = field(default_factory=dict)  # logical id -> name / URL
     arns: dict[str, str] = field(default_factory=dict)
     functions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    conditions: dict[str, Any] = field(default_factory=dict)  # the template's, unevaluated
 
     def client(self, service: str) -> Any:
         """A client of this stack's moto (or of the service's own, AWS_ENDPOINT_URL_<SERVICE>)."""
@@ -144,7 +145,7 @@ def create_stack(endpoint: str, parameters: dict[str, str], name: str = "local")
     template = load_template()
     params = {key: str(spec.get("Default", "")) for key, spec in template.get("Parameters", {}).items()}
     params |= parameters | {"AWS::StackName": name, "AWS::Region": REGION, "AWS::AccountId": ACCOUNT}
-    stack = Stack(endpoint, params)
+    stack = Stack(endpoint, params, conditions=template.get("Conditions", {}))
     resources = template["Resources"]
     order = {
         "AWS::SQS::Queue": 0,
@@ -233,14 +234,19 @@ def _create(stack: Stack, logical_id: str, resource: dict[str, Any]) -> None:
 
 
 def _resolve(stack: Stack, value: Any) -> Any:
-    """Resolve Ref, Fn::GetAtt and Fn::Sub against parameters and created resources."""
+    """Resolve Ref, Fn::GetAtt, Fn::Sub and Fn::If against parameters and created resources."""
     if isinstance(value, list):
         return [_resolve(stack, v) for v in value]
     if not isinstance(value, dict):
         return value
     if "Ref" in value:
         ref = value["Ref"]
-        return stack.parameters.get(ref) or stack.physical.get(ref) or ref
+        if ref in stack.parameters:
+            return stack.parameters[ref]
+        return stack.physical.get(ref) or ref
+    if "Fn::If" in value:
+        name, chosen, other = value["Fn::If"]
+        return _resolve(stack, chosen if _holds(stack, {"Condition": name}) else other)
     if "Fn::GetAtt" in value:
         logical_id, attribute = value["Fn::GetAtt"]
         if attribute == "Arn":
@@ -259,6 +265,22 @@ def _resolve(stack: Stack, value: Any) -> Any:
 
         return re.sub(r"\$\{([^}]+)\}", substitute, value["Fn::Sub"])
     return {key: _resolve(stack, v) for key, v in value.items()}
+
+
+def _holds(stack: Stack, condition: Any) -> bool:
+    """A template condition (Condition, Fn::Equals, Fn::Not, Fn::And, Fn::Or), evaluated."""
+    if "Condition" in condition:
+        return _holds(stack, stack.conditions[condition["Condition"]])
+    if "Fn::Equals" in condition:
+        left, right = (_resolve(stack, side) for side in condition["Fn::Equals"])
+        return bool(left == right)
+    if "Fn::Not" in condition:
+        return not _holds(stack, condition["Fn::Not"][0])
+    if "Fn::And" in condition:
+        return all(_holds(stack, part) for part in condition["Fn::And"])
+    if "Fn::Or" in condition:
+        return any(_holds(stack, part) for part in condition["Fn::Or"])
+    raise ValueError(f"unsupported condition {condition!r}")
 
 
 def aws_client(endpoint: str, service: str) -> Any:

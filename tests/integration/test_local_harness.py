@@ -10,6 +10,8 @@ from botocore.exceptions import ClientError
 from scripts.harness import LocalEnvironment
 from scripts.lambda_local import PolicyError, invoke, load_module, policy_enforced, required_actions
 from scripts.local_aws import aws_client
+from tasks.gl.requests import DownloadRequest
+from tasks.platform.requests import parse_request
 
 
 def test_concurrent_conditional_writes_to_one_item_let_exactly_one_through(env: LocalEnvironment) -> None:
@@ -78,3 +80,20 @@ def test_transactions_need_the_actions_of_their_items(env: LocalEnvironment) -> 
         db.transact_write_items(TransactItems=[put])
     with policy_enforced("test", frozenset({"dynamodb:PutItem"})):
         db.transact_write_items(TransactItems=[put])
+
+
+@pytest.mark.parametrize("thru_date", ["", "end_of_last_month"])
+def test_the_nightly_download_asks_for_the_thru_date_rule_the_stack_was_given(
+    moto_endpoint: str, thru_date: str
+) -> None:
+    import requests
+
+    from scripts.lambda_local import schedule_input
+    from scripts.local_aws import create_stack, use_endpoint
+
+    use_endpoint(moto_endpoint)
+    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    stack = create_stack(moto_endpoint, {"DownloadThruDate": thru_date})
+    request = schedule_input(stack, "DownloadGLBatchFunction", "Nightly")
+    assert request.get("thru_date", "") == thru_date and request["kinds"]
+    parse_request(request, DownloadRequest)  # what the schedule sends, the function takes
