@@ -17,7 +17,7 @@ def test_literals_follow_connectwise_syntax() -> None:
     expression = all_of(
         where("LastUpdated", ">", datetime(2026, 1, 2, 3, 4, 5, tzinfo=plus_two)),
         where("BillDate", ">=", date(2026, 1, 31)),
-        any_of(where("CompanyName", "like", "Acme%"), where("Closed", "=", False)),
+        any_of(where("CompanyName", "like", "Acme*"), where("Closed", "=", False)),
         where("Id", "!=", 42),
         where("Total", "<", Decimal("10.50")),
     )
@@ -48,6 +48,9 @@ def test_the_rest_dialect_nests_with_slashes_and_escapes_brackets() -> None:
         (lambda: render(where("Name", "=", "a]b")), "contains ']'"),
         (lambda: render(where("Name", "=", "a*b"), REST), "contains '\\*'"),
         (lambda: render(where("Name", "contains", "x")), "REST only"),
+        (lambda: render(where("Name", "like", "100%")), "contains '%'"),  # a SOAP wildcard: `*` is asked for
+        (lambda: where("Total", "=", Decimal("1E+200000000")), "out of range"),
+        (lambda: render(any_of(*(where("Id", "=", n) for n in range(400)))), "more than ConnectWise takes"),
         (lambda: where("Name = 1 OR Id", ">", 0), "is not a plain field name"),
         (lambda: where("Name", "; DROP", "x"), "is not one of"),
         (lambda: where("Total", "=", 1.5), "float values are not supported"),

@@ -9,13 +9,16 @@ numbers bare, date-times in square brackets as ISO 8601 UTC. They differ in deta
 | nested field | `Company.Name` | `company/name` (a `.` is written as `/`) |
 | booleans | `true` / `false` | `True` / `False` |
 | operators | `= != < <= > >= like` | the same and `contains` |
-| `like` wildcard | `%` | `*` |
+| `like` wildcard (`*` in a request) | `%` | `*` |
 | `[` in a string | refused | written `[[]` |
 
 How a `"` inside a string is escaped is documented in neither, so such a value is refused rather
 than guessed at: a value can never end its quotes early and smuggle in another condition. So is a
 `*` in a REST string compared with `=` (it may be taken as a wildcard and cannot be escaped), and
-a `]` in a SOAP string. Field names are plain identifiers. Every refusal is a ValueError naming
+a `]` in a SOAP string, and a `%` in a SOAP `like` (it would be a wildcard there). A `like`
+value's wildcard is written `*` whatever the dialect, so one request means the same on both.
+Numbers are bounded (at most 30 digits before or after the point) and so is the whole text
+(2,000 characters, ConnectWise's advice for a URL). Field names are plain identifiers. Every refusal is a ValueError naming
 the field and the problem; the value's type is checked when a condition is built, its text when
 it is rendered for a dialect.
 
@@ -116,9 +119,17 @@ def both(*parts: Expression | None) -> Expression | None:
     return None if not given else given[0] if len(given) == 1 else all_of(*given)
 
 
+MAX_TEXT = 2000
+
+
 def render(expression: Expression | None, dialect: Dialect = SOAP) -> str:
     """The conditions string ConnectWise takes in `dialect`; empty for no conditions."""
-    return "" if expression is None else expression.render(dialect)
+    text = "" if expression is None else expression.render(dialect)
+    if len(text) > MAX_TEXT:
+        raise ValueError(
+            f"the conditions are {len(text)} characters long, more than ConnectWise takes ({MAX_TEXT})"
+        )
+    return text
 
 
 def _typed(field: str, value: Value) -> None:
@@ -135,6 +146,8 @@ def _typed(field: str, value: Value) -> None:
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ValueError(f"condition on {field}: {value} is not a finite number")
+        if value and not -30 <= value.adjusted() <= 30:
+            raise ValueError(f"condition on {field}: {value} is out of range")
         return
     raise ValueError(f"condition on {field}: {type(value).__name__} values are not supported (use Decimal)")
 
@@ -151,12 +164,17 @@ def _literal(condition: Condition, dialect: Dialect) -> str:
         return f"[{_iso(value)}]"
     if isinstance(value, date):
         return f"[{value.isoformat()}T00:00:00Z]"
-    bad = None if dialect == REST and condition.operator == "like" else UNSAFE_IN[dialect].search(value)
+    like = condition.operator == "like"
+    bad = None if dialect == REST and like else UNSAFE_IN[dialect].search(value)
+    if dialect == SOAP and like and not bad:
+        bad = re.search("%", value)
     if bad:
         raise ValueError(
             f"condition on {field}: the value contains {bad.group()!r}, which cannot be quoted safely"
         )
-    return '"' + (value.replace("[", "[[]") if dialect == REST else value) + '"'
+    if dialect == REST:
+        return '"' + value.replace("[", "[[]") + '"'
+    return '"' + (value.replace("*", "%") if like else value) + '"'
 
 
 def _iso(value: datetime) -> str:

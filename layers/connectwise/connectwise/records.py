@@ -5,7 +5,7 @@ tasks never ask which one they have. Conditions travel as typed expressions and 
 renders them in its own dialect (`connectwise.conditions`).
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -59,9 +59,16 @@ class RecordsBackend(Protocol):
 
     def reports(self, include_fields: bool) -> list[ReportInfo]: ...
 
+    def record_fields(self, entity: str, asked: Sequence[str]) -> tuple[str, ...]:
+        """The fields asked for, in the API's own spelling (matched without regard to case); a
+        ValueError names any the record type does not have."""
+        ...
+
     def report_rows(self, report: str, query: ReportQuery) -> Iterator[dict[str, Any]]:
         """The report's rows, each {column: value} typed by the column's type (Numeric as Decimal,
-        DateTime as datetime, Boolean as bool, Text as str, None for empty)."""
+        DateTime as datetime, Boolean as bool, Text as str, None for empty); `query.fields`
+        matched to the report's columns without regard to case (ValueError for one it lacks),
+        written in the report's spelling."""
         ...
 
     def report_count(self, report: str, conditions: Expression | None) -> int: ...
@@ -84,9 +91,22 @@ def typed_cell(value: Any, kind: str) -> Any:
     if value is None or value == "":
         return None
     if kind == "Numeric":
-        return Decimal(str(value))
+        number = Decimal(str(value))
+        # One decimal place reads as cents, as connectwise.jsonmoney reads REST's numbers: the
+        # same cell is written the same whichever API answered.
+        return number.quantize(Decimal("0.01")) if number.as_tuple().exponent == -1 else number
     if kind == "Boolean":
         return value if isinstance(value, bool) else str(value).strip().lower() == "true"
     if kind == "DateTime":
         return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     return str(value)
+
+
+def spelled(asked: Sequence[str], known: Sequence[str], what: str) -> tuple[str, ...]:
+    """`asked` in the spelling of `known`, matched without regard to case; a ValueError names
+    the first one `what` does not have."""
+    by_lower = {name.lower(): name for name in known}
+    missing = [name for name in asked if name.lower() not in by_lower]
+    if missing:
+        raise ValueError(f"{what} has no field {missing[0]!r}")
+    return tuple(dict.fromkeys(by_lower[name.lower()] for name in asked))

@@ -8,7 +8,7 @@ ConnectWise documents as stable. Each record is written with the columns of
 """
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from connectwise.conditions import REST, Expression, both, render, where
 from connectwise.errors import DocumentError
-from connectwise.records import Record, RecordQuery, ReportInfo, ReportQuery, typed_cell
+from connectwise.records import Record, RecordQuery, ReportInfo, ReportQuery, spelled, typed_cell
 from connectwise.rest.api import MAX_PAGE_SIZE, RestApi
 from connectwise.transport import Deadline
 
@@ -57,13 +57,15 @@ class RestRecords:
         return [ReportInfo(name, [{"name": n, "type": t} for n, t in self._columns(name)]) for name in names]
 
     def report_rows(self, report: str, query: ReportQuery) -> Iterator[dict[str, Any]]:
-        size = min(query.page_size, MAX_PAGE_SIZE)
+        known = [name for name, _ in self._columns(report)] if query.fields else []
+        fields = spelled(query.fields, known, f"report {report}")
+        size = min(query.page_size, query.limit or query.page_size, MAX_PAGE_SIZE)
         number, drop = divmod(query.skip, size)
         written = 0
         params = {
             "conditions": render(query.conditions, REST) or None,
             "orderBy": query.order_by or None,
-            "columns": ",".join(query.fields) or None,
+            "columns": ",".join(fields) or None,
             "pageSize": size,
         }
         while True:
@@ -73,7 +75,8 @@ class RestRecords:
             for values in rows[drop:]:
                 if query.limit is not None and written >= query.limit:
                     return
-                yield {n: typed_cell(v, k) for n, k, v in zip(names, kinds, values, strict=True)}
+                row = {n: typed_cell(v, k) for n, k, v in zip(names, kinds, values, strict=True)}
+                yield {name: row.get(name) for name in fields} if fields else row
                 written += 1
             drop = 0
             if len(rows) < size:
@@ -100,6 +103,18 @@ class RestRecords:
                 return
 
     # Records
+
+    def record_fields(self, entity: str, asked: Sequence[str]) -> tuple[str, ...]:
+        """Column names as in docs/rest-records-mapping.md (`company.name`, or ConnectWise's
+        `company/name`); a reference (`company`) stands for all of its columns."""
+        known = columns(entity)
+        lower = {name.lower() for name in known}
+        found: list[str] = []
+        for name in asked:
+            dotted = name.replace("/", ".")
+            parts = [c for c in known if c.lower().startswith(dotted.lower() + ".")]
+            found += parts if parts and dotted.lower() not in lower else spelled([dotted], known, entity)
+        return tuple(dict.fromkeys(found))
 
     def records_from(
         self, entity: str, since: datetime | None, *, after: bool, query: RecordQuery, limit: int

@@ -2,20 +2,24 @@
 SOAP Find or the REST lists (`services.records_for`).
 
 Downloads are incremental by each record's last-updated instant. The watermark (the newest
-last-updated written, and the ids written at exactly that instant) is kept per connection and
-feed in the ledger table, and moved only after the S3 files are written: a run that dies leaves
-the watermark where it was and the next run downloads the same records again. A feed is the
-record type, or the record type and its conditions: a download narrowed by conditions keeps its
-own watermark, so it never moves the one of the unnarrowed download past records it skipped.
+last-updated written, and the records written at exactly that instant with a digest of what was
+written) is kept per connection and feed in the ledger table, and moved only after the S3 files
+are written and announced: a run that dies leaves the watermark where it was and the next run
+downloads the same records again (records may come twice, never not at all). A feed is the
+record type, or the record type and its conditions and fields: a narrowed download keeps its own
+watermark, so it never moves the one of the full nightly download past records it left out.
 
 Pages are walked by the watermark itself (`last-updated >= cursor`, in last-updated order), not
 by a growing offset: a record updated while a download pages moves ahead of the cursor and is
 picked up, instead of shifting the pages and making the download skip another record. When a
 whole page shares one instant, every record of that instant is read (in id order) and the walk
-goes on strictly after it.
+goes on strictly after it. A record seen again at the watermark's instant is written again if
+it changed (a second change within the same second). A walk that nears the invocation's end
+stops where it is: every point of it is a valid watermark, and the next run goes on from there.
 """
 
 import hashlib
+import json
 from typing import Any
 
 from connectwise.errors import ConnectWiseError
@@ -24,23 +28,29 @@ from connectwise.transport import Deadline
 from tasks.platform.errors import InvalidRequestError
 from tasks.platform.keys import records_prefix
 from tasks.platform.services import Services
-from tasks.platform.watermarks import Watermark
+from tasks.platform.watermarks import MAX_SEEN, Watermark
 from tasks.records.requests import DownloadRecordsRequest, conditions_of, ordered
 from tasks.records.rows import write_rows
+
+ROOM_TO_FINISH = 30.0  # seconds kept for writing the files, announcing them and the watermark
 
 
 def download_records(
     entity: str, request: DownloadRecordsRequest, services: Services, deadline: Deadline, request_id: str
 ) -> dict[str, Any]:
-    """Records of `entity` changed since the watermark (all of them if `full`) to S3, then the
-    watermark moves, then `RecordsDownloaded` is announced."""
+    """Records of `entity` changed since the watermark (all of them if `full`) to S3, announced
+    (`RecordsDownloaded`), then the watermark moves."""
     client = services.records_for(request.connection).within(deadline)
-    query = RecordQuery(conditions_of(request, client.dialect), tuple(request.fields))
+    try:
+        fields = client.record_fields(entity, request.fields)
+    except ValueError as exc:
+        raise InvalidRequestError(f"invalid DownloadRecordsRequest: fields: {exc}") from None
+    query = RecordQuery(conditions_of(request, client.dialect), fields)
     feed = feed_name(entity, request)
     watermarks = services.watermarks
     read = watermarks.read(request.connection, feed)
-    start = Watermark(None, ()) if request.full else read
-    records, reached = changed_records(client, entity, start, query, request.page_size)
+    start = Watermark(None, {}) if request.full else read
+    records, reached, complete = changed_records(client, entity, start, query, request.page_size, deadline)
     rows = [record.row for record in records]
     if request.order_by:
         try:
@@ -51,7 +61,6 @@ def download_records(
     if rows:
         prefix = records_prefix(request.connection, entity, services.clock(), request_id)
         keys = write_rows(services.store, prefix, rows)
-    moved = reached == start or watermarks.advance(request.connection, feed, read, reached)
     detail = {
         "connection": request.connection,
         "entity": entity,
@@ -59,41 +68,61 @@ def download_records(
         "full": request.full,
         "count": len(rows),
         "files": keys,
+        "complete": complete,  # false: the invocation's time ran out; the next run goes on
         "watermark": reached.at.isoformat() if reached.at else None,
-        "watermark_moved_by_another_run": not moved,
     }
-    services.notices.publish("RecordsDownloaded", detail)
-    return detail
+    if rows or complete:
+        services.notices.publish("RecordsDownloaded", detail)  # before the watermark: never unannounced
+    moved = reached == start or watermarks.advance(request.connection, feed, read, reached)
+    return detail | {"watermark_moved_by_another_run": not moved}
 
 
 def feed_name(entity: str, request: DownloadRecordsRequest) -> str:
-    """The record type, or the record type and a digest of its conditions."""
-    if request.conditions is None:
+    """The record type, or the record type and a digest of its conditions and fields."""
+    if request.conditions is None and not request.fields:
         return entity
-    spec = request.conditions.model_dump_json(exclude_none=True)
-    return f"{entity}#{hashlib.sha256(spec.encode()).hexdigest()[:16]}"
+    narrowed = {
+        "conditions": request.conditions.model_dump(mode="json", exclude_none=True)
+        if request.conditions
+        else None,
+        "fields": sorted(request.fields),
+    }
+    return f"{entity}#{hashlib.sha256(json.dumps(narrowed, sort_keys=True).encode()).hexdigest()[:16]}"
 
 
 def changed_records(
-    client: RecordsBackend, entity: str, since: Watermark, query: RecordQuery, page_size: int
-) -> tuple[list[Record], Watermark]:
-    """Records with last-updated >= the watermark not written at it; and the watermark they reach."""
-    cursor, seen = since.at, set(since.ids)
+    client: RecordsBackend,
+    entity: str,
+    since: Watermark,
+    query: RecordQuery,
+    page_size: int,
+    deadline: Deadline | None = None,
+) -> tuple[list[Record], Watermark, bool]:
+    """Records changed since the watermark; the watermark they reach; and whether the walk
+    reached the end (False: the invocation's time ran short first)."""
+    cursor, seen = since.at, dict(since.seen)
     found: dict[int, Record] = {}
 
     def take(record: Record) -> None:
         nonlocal cursor, seen
-        at = record.last_updated
-        if at is None or (at == cursor and record.id in seen):
+        at, digest = record.last_updated, _digest(record)
+        if at is None:  # met only while the cursor is unset (a first or full run): written, not paged by
+            found[record.id] = record
+            return
+        if at == cursor and seen.get(record.id) in (digest, ""):  # "": written before digests were kept
             return
         found[record.id] = record  # a record met twice (updated while paging): its newest version
         if cursor is None or at > cursor:
-            cursor, seen = at, set()
-        seen.add(record.id)
+            cursor, seen = at, {}
+        seen[record.id] = digest
 
-    after = False
+    after, complete, pages = False, True, 0
     while True:
-        asked = cursor
+        if pages and deadline is not None and deadline.remaining() < ROOM_TO_FINISH:
+            complete = False  # stop with what is read: the next run goes on from here
+            break
+        pages += 1
+        asked = (cursor, after)
         page = client.records_from(entity, cursor, after=after, query=query, limit=page_size)
         for record in page:
             take(record)
@@ -101,10 +130,19 @@ def changed_records(
             break
         instant = page[0].last_updated
         after = instant is not None and all(record.last_updated == instant for record in page)
+        if (cursor, after) == asked:  # the same page would come again: never loop
+            raise ConnectWiseError(
+                f"{entity}: ConnectWise answered the same page twice ({page_size} records at or after "
+                f"{cursor}, or without a last-updated time); they cannot be paged by their last-updated time"
+            )
         if after:  # a page of one instant: read that instant whole, then go on after it
-            assert instant is not None
-            for record in client.records_at(entity, instant, query):
+            for record in client.records_at(entity, instant, query):  # type: ignore[arg-type]
                 take(record)
-        elif cursor == asked:  # not in last-updated order: the same page would come again
-            raise ConnectWiseError(f"{entity}: a page not in last-updated order cannot be paged by it")
-    return list(found.values()), Watermark(cursor, tuple(sorted(seen)))
+    if len(seen) > MAX_SEEN:  # too many to keep: the next run writes that instant's records again
+        seen = {}
+    return list(found.values()), Watermark(cursor, seen), complete
+
+
+def _digest(record: Record) -> str:
+    text = json.dumps(record.row, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

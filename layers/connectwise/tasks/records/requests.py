@@ -3,9 +3,18 @@
 import re
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 
 from connectwise.conditions import Dialect, Expression, all_of, any_of, render, where
 from tasks.platform.errors import InvalidRequestError
@@ -36,11 +45,29 @@ class ConditionSpec(BaseModel):
 
     field: str | None = None
     op: str | None = None
-    value: str | bool | int | dict[str, str] | None = (
+    # Strict: a JSON 1.0 is not the boolean true, nor 2.0 the integer 2; decimals are {"decimal": "1.50"}.
+    value: StrictBool | StrictInt | StrictStr | dict[str, StrictStr] | None = (
         None  # {"decimal": "1.50"}, {"datetime": ...}, {"date": ...}
     )
     all: list["ConditionSpec"] | None = None
     any: list["ConditionSpec"] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        given = [
+            name
+            for name, present in (
+                ("field/op/value", (self.field, self.op, self.value) != (None, None, None)),
+                ("all", self.all is not None),
+                ("any", self.any is not None),
+            )
+            if present
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                f"a condition is one of field/op/value, all or any; got {' and '.join(given) or 'none'}"
+            )
+        return self
 
     def expression(self) -> Expression:
         if self.all is not None:
@@ -81,6 +108,13 @@ class RunReportRequest(BaseModel):
 
     _order = field_validator("order_by")(_plain_order)
     _fields = field_validator("fields")(_plain_fields)
+
+    @field_validator("report")
+    @classmethod
+    def _not_a_path_step(cls, report: str) -> str:
+        if report.strip() in (".", ".."):
+            raise ValueError(f"{report!r} is not a report name")
+        return report
 
 
 class ListReportsRequest(BaseModel):
