@@ -92,3 +92,65 @@ def test_report_events_parse_and_build_safe_conditions() -> None:
         "Closed_Flag = false AND Invoice_Date >= [2026-08-01T00:00:00Z] AND "
         '(Company_Name like "A%" OR Invoice_Amount > 1000.00)'
     )
+
+
+RECORDS_EVENTS = sorted(
+    p.stem
+    for p in EVENTS.glob("*.json")
+    if p.stem.startswith(("list_reports", "run_report", "download_")) and not p.stem.startswith("download_gl")
+)
+
+
+@pytest.mark.parametrize("name", RECORDS_EVENTS)
+def test_every_report_and_record_event_is_a_valid_request(name: str) -> None:
+    from connectwise.conditions import REST, SOAP, Dialect
+    from tasks.records.requests import (
+        DownloadRecordsRequest,
+        ListReportsRequest,
+        RunReportRequest,
+        conditions_of,
+    )
+
+    model = (
+        ListReportsRequest
+        if name.startswith("list_reports")
+        else RunReportRequest
+        if name.startswith("run_report")
+        else DownloadRecordsRequest
+    )
+    request = parse_request(load(f"{name}.json"), model)
+    if isinstance(request, DownloadRecordsRequest | RunReportRequest) and request.conditions:
+
+        def speaks(dialect: Dialect, asked: DownloadRecordsRequest | RunReportRequest = request) -> bool:
+            try:
+                conditions_of(asked, dialect)
+            except InvalidRequestError:
+                return False
+            return True
+
+        assert speaks(REST) or speaks(SOAP)  # a sample's conditions are said in one API's dialect
+
+
+def test_narrowed_download_event_is_in_rest_names_and_keeps_a_feed_of_its_own() -> None:
+    from connectwise.conditions import REST, SOAP, render
+    from tasks.records.downloads import feed_name
+    from tasks.records.requests import DownloadRecordsRequest, conditions_of
+
+    request = parse_request(load("download_invoices_narrowed.json"), DownloadRecordsRequest)
+    assert render(conditions_of(request, REST), REST) == 'company/name like "*Ltd*" AND total > 1000.00'
+    assert request.fields == ["invoiceNumber", "company.name", "date", "total", "balance"]
+    assert request.order_by == "total DESC" and not request.full
+    assert feed_name("invoices", request).startswith("invoices#")
+    with pytest.raises(InvalidRequestError, match="REST only"):
+        conditions_of(request, SOAP)  # `company/name` is a REST name: a SOAP site refuses it by name
+
+
+def test_report_count_and_page_events() -> None:
+    from tasks.records.requests import RunReportRequest
+
+    counted = parse_request(load("run_report_count.json"), RunReportRequest)
+    assert counted.count and counted.conditions is not None
+    assert str(counted.conditions.expression()) == "Closed_Flag = false"
+    page = parse_request(load("run_report_page.json"), RunReportRequest)
+    assert (page.skip, page.limit, page.page_size, page.count) == (10, 10, 10, False)
+    assert page.fields == ["Invoice_Number", "Company_Name", "Invoice_Amount"]
