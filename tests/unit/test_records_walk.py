@@ -177,3 +177,14 @@ def test_more_records_at_the_watermark_than_it_can_keep_are_written_again_never_
     _, kept, _ = changed_records(Fake(few), "companies", Watermark(None, {}), RecordQuery(), 1000)
     assert set(kept.seen) == {1, 2, 3}
     assert changed_records(Fake(few), "companies", kept, RecordQuery(), 1000)[0] == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "text"), [("decimal", "abc"), ("datetime", "yesterday"), ("date", "2026-13-01")]
+)
+def test_a_typed_value_that_is_not_one_names_itself(kind: str, text: str) -> None:
+    request = DownloadRecordsRequest.model_validate(
+        {"connection": "main", "conditions": {"field": "total", "op": ">", "value": {kind: text}}}
+    )
+    with pytest.raises(Exception, match=f"conditions: '{text}' is not a {kind}"):
+        conditions_of(request, REST)

@@ -209,6 +209,15 @@ def test_wrong_keys_missing_client_id_and_unknown_company_name_the_connection(sa
         )
 
 
+def test_a_forbidden_call_names_the_security_role_not_the_keys(
+    rest_client: RestClient, sandbox: SandboxServer
+) -> None:
+    sandbox.faults.set({"statuses": [403]})
+    with pytest.raises(AuthenticationError, match="security role may not do this") as caught:
+        rest_client.download_gl_batch(["invoices"])
+    assert "refused the API keys" not in str(caught.value)
+
+
 def test_429_waits_retry_after_even_for_a_create(
     rest_client: RestClient, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

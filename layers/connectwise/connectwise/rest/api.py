@@ -187,9 +187,14 @@ class RestApi:
 
     def _refusal(self, what: str, response: requests.Response) -> PsaError:
         message = f"{what}: HTTP {response.status_code}{_said(response)}"
-        if response.status_code in (401, 403):
+        if response.status_code == 401:
             return AuthenticationError(
                 f"{self.label}: ConnectWise refused the API keys or clientId ({message})"
+            )
+        if response.status_code == 403:
+            return AuthenticationError(
+                f"{self.label}: the API member's security role may not do this ({message}); "
+                "see docs/backends.md, which task needs which permission"
             )
         return PsaError(message)
 

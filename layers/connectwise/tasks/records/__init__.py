@@ -1,2 +1,2 @@
-"""Reports and record downloads (SOAP): `requests`, `reports` (catalog and rows), `downloads`
+"""Reports and record downloads (REST or SOAP, per connection): `requests`, `reports` (catalog and rows), `downloads`
 (incremental by last-updated, under a watermark), `rows` (the CSV and JSON Lines files)."""

@@ -130,12 +130,15 @@ def _typed_value(value: str | bool | int | dict[str, str]) -> Any:
     if len(value) != 1:
         raise ValueError('a typed value is one of {"decimal": ...}, {"datetime": ...}, {"date": ...}')
     ((kind, text),) = value.items()
-    if kind == "decimal":
-        return Decimal(text)
-    if kind == "datetime":
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if kind == "date":
-        return date.fromisoformat(text)
+    try:
+        if kind == "decimal":
+            return Decimal(text)
+        if kind == "datetime":
+            return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if kind == "date":
+            return date.fromisoformat(text)
+    except (ArithmeticError, ValueError):  # decimal.InvalidOperation is an ArithmeticError
+        raise ValueError(f"{text!r} is not a {kind}") from None
     raise ValueError(f"unknown value type {kind!r}")
 
 
