@@ -180,6 +180,8 @@ def test_a_report_runs_with_conditions_order_fields_skip_and_limit(
     ]
     counted = invoke(env.stack, "RunReportFunction", request | {"count": True})
     assert counted["count"] == len(numbers) and "files" not in counted
+    with pytest.raises(InvalidRequestError, match="report Invoices has no field 'Nope'"):
+        invoke(env.stack, "RunReportFunction", request | {"fields": ["invoice_number", "Nope"]})
 
 
 def test_both_apis_write_the_same_report_and_catalog(moto_endpoint: str, sandbox: SandboxServer) -> None:

@@ -46,7 +46,7 @@ def download_records(
     except ValueError as exc:
         raise InvalidRequestError(f"invalid DownloadRecordsRequest: fields: {exc}") from None
     query = RecordQuery(conditions_of(request, client.dialect), fields)
-    feed = feed_name(entity, request)
+    feed = feed_name(entity, request, fields)
     watermarks = services.watermarks
     read = watermarks.read(request.connection, feed)
     start = Watermark(None, {}) if request.full else read
@@ -77,16 +77,13 @@ def download_records(
     return detail | {"watermark_moved_by_another_run": not moved}
 
 
-def feed_name(entity: str, request: DownloadRecordsRequest) -> str:
-    """The record type, or the record type and a digest of its conditions and fields."""
-    if request.conditions is None and not request.fields:
+def feed_name(entity: str, request: DownloadRecordsRequest, fields: tuple[str, ...]) -> str:
+    """The record type, or the record type and a digest of its conditions and fields (as the API
+    spells them: `company/name` and `company.name` are one feed)."""
+    if request.conditions is None and not fields:
         return entity
-    narrowed = {
-        "conditions": request.conditions.model_dump(mode="json", exclude_none=True)
-        if request.conditions
-        else None,
-        "fields": sorted(request.fields),
-    }
+    conditions = request.conditions.model_dump(mode="json", exclude_none=True) if request.conditions else None
+    narrowed = {"conditions": conditions, "fields": sorted(fields)}
     return f"{entity}#{hashlib.sha256(json.dumps(narrowed, sort_keys=True).encode()).hexdigest()[:16]}"
 
 

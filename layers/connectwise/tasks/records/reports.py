@@ -6,6 +6,7 @@ from typing import Any
 
 from connectwise.records import ReportQuery
 from connectwise.transport import Deadline
+from tasks.platform.errors import InvalidRequestError
 from tasks.platform.keys import catalog_key, report_prefix
 from tasks.platform.services import Services
 from tasks.records.requests import ListReportsRequest, RunReportRequest, conditions_of
@@ -29,7 +30,10 @@ def run_report(
     query = ReportQuery(
         conditions, request.order_by, tuple(request.fields), request.skip, request.limit, request.page_size
     )
-    rows = list(client.report_rows(request.report, query))
+    try:
+        rows = list(client.report_rows(request.report, query))
+    except ValueError as exc:  # a field the report does not have
+        raise InvalidRequestError(f"invalid RunReportRequest: fields: {exc}") from None
     prefix = report_prefix(request.connection, request.report, services.clock(), request_id)
     detail |= {"rows": len(rows), "files": write_rows(services.store, prefix, rows) if rows else {}}
     services.notices.publish("ReportReady", detail)
