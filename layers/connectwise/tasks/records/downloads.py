@@ -45,6 +45,7 @@ def download_records(
         fields = client.record_fields(entity, request.fields)
     except ValueError as exc:
         raise InvalidRequestError(f"invalid DownloadRecordsRequest: fields: {exc}") from None
+    order_by = _order_by(client, entity, request.order_by)
     query = RecordQuery(conditions_of(request, client.dialect), fields)
     feed = feed_name(entity, request, fields)
     watermarks = services.watermarks
@@ -52,11 +53,13 @@ def download_records(
     start = Watermark(None, {}) if request.full else read
     records, reached, complete = changed_records(client, entity, start, query, request.page_size, deadline)
     rows = [record.row for record in records]
-    if request.order_by:
+    if order_by:
         try:
-            rows = ordered(rows, request.order_by)
-        except (KeyError, TypeError) as exc:
-            raise InvalidRequestError(f"invalid DownloadRecordsRequest: order_by: no field {exc}") from None
+            rows = ordered(rows, order_by)
+        except KeyError:  # a field that exists but is not among the `fields` written
+            raise InvalidRequestError(
+                f"invalid DownloadRecordsRequest: order_by: {order_by} is not written"
+            ) from None
     keys = {}
     if rows:
         prefix = records_prefix(request.connection, entity, services.clock(), request_id)
@@ -75,6 +78,22 @@ def download_records(
         services.notices.publish("RecordsDownloaded", detail)  # before the watermark: never unannounced
     moved = reached == start or watermarks.advance(request.connection, feed, read, reached)
     return detail | {"watermark_moved_by_another_run": not moved}
+
+
+def _order_by(client: RecordsBackend, entity: str, order_by: str) -> str:
+    """`order_by` with its field as the API spells it; checked before anything is downloaded."""
+    if not order_by:
+        return ""
+    name, _, direction = order_by.partition(" ")
+    try:
+        spelled = client.record_fields(entity, [name])
+    except ValueError as exc:
+        raise InvalidRequestError(f"invalid DownloadRecordsRequest: order_by: {exc}") from None
+    if len(spelled) != 1:
+        raise InvalidRequestError(
+            f"invalid DownloadRecordsRequest: order_by: {name!r} is a reference; name one of its fields"
+        )
+    return f"{spelled[0]} {direction}".strip()
 
 
 def feed_name(entity: str, request: DownloadRecordsRequest, fields: tuple[str, ...]) -> str:
