@@ -223,3 +223,17 @@ def test_hostile_conditions_are_refused_before_reaching_connectwise(
     with pytest.raises(InvalidRequestError, match="cannot be quoted safely"):
         download(env, "companies", conditions={"field": "name", "op": "=", "value": "a\\b"})
     assert asked() == before
+
+
+def test_transient_faults_are_retried_and_a_refusal_moves_nothing(
+    env: LocalEnvironment, sandbox: SandboxServer, backend: str
+) -> None:
+    site = sandbox.accounting.site
+    sandbox.faults.set({"statuses": [502, 429], "retry_after": 0})  # a gateway, then throttling
+    assert download(env, "companies")["count"] == len(site.customers) + len(site.vendors)
+    assert download(env, "companies")["count"] == 0
+    sandbox.faults.set({"statuses": [400]})  # ConnectWise refuses a page outright: never retried
+    with pytest.raises(Exception, match="400"):
+        download(env, "invoices", full=True)
+    assert [e for e in env.events() if e["detail"].get("entity") == "invoices"] == []
+    assert download(env, "invoices")["count"] == len(site.invoices)  # the refused run moved nothing
