@@ -140,7 +140,7 @@ def test_narrowed_download_event_is_in_rest_names_and_keeps_a_feed_of_its_own() 
     assert render(conditions_of(request, REST), REST) == 'company/name like "*Ltd*" AND total > 1000.00'
     assert request.fields == ["invoiceNumber", "company.name", "date", "total", "balance"]
     assert request.order_by == "total DESC" and not request.full
-    assert feed_name("invoices", request).startswith("invoices#")
+    assert feed_name("invoices", request, tuple(request.fields)).startswith("invoices#")
     with pytest.raises(InvalidRequestError, match="REST only"):
         conditions_of(request, SOAP)  # `company/name` is a REST name: a SOAP site refuses it by name
 
