@@ -300,7 +300,10 @@ def test_a_batch_id_made_here_is_that_batch_never_an_adoption(
     confirm(env, {"connection": "main", "batch_id": ours["batch_id"], "gl_entry_ids": expense})
     [dead] = dead_letters(env)
     assert f"GL entry ids not in batch {ours['batch_id']}" in error_of(dead)
-    assert detail_types(env) == ["GLBatchDownloaded"]  # no adoption
+    assert detail_types(env) == [
+        "GLBatchDownloaded",
+        "GLBatchConfirmationRefused",
+    ]  # refused loudly, no adoption
     assert not [k for k in s3_keys(env) if "/adopted-" in k]
 
 

@@ -14,6 +14,7 @@ from connectwise import jsonmoney
 from connectwise.accounting_interface.client import AccountingClient
 from connectwise.errors import (
     AuthenticationError,
+    BatchExistsError,
     DocumentError,
     OutcomeUnknownError,
     PsaError,
@@ -136,12 +137,18 @@ def test_an_export_short_of_the_listed_invoices_is_refused(
         rest_client.download_gl_batch(["invoices"])
 
 
-def test_update_is_idempotent_and_refusals_are_typed(rest_client: RestClient, sandbox: SandboxServer) -> None:
+def test_an_existing_batch_is_refused_not_taken_and_refusals_are_typed(
+    rest_client: RestClient, sandbox: SandboxServer
+) -> None:
     batch = rest_client.download_gl_batch(["invoices"])
     ids = batch.gl_entry_ids()
     assert rest_client.update_gl_batch(batch.batch_id, ids, kinds=["invoices"]).endswith("created")
-    assert rest_client.update_gl_batch(batch.batch_id, ids).endswith("already exists")  # a redelivery
+    # A redelivery, or another connector's batch: what the batch holds decides, not its name.
+    with pytest.raises(BatchExistsError, match="already exists"):
+        rest_client.update_gl_batch(batch.batch_id, ids)
     assert sandbox.rest.calls["POST /finance/accounting/batches"] == 1
+    assert rest_client.posted_entries(batch.batch_id) == set(ids)
+    assert rest_client.find_batch(batch.batch_id.upper()) is None  # only this identifier, exactly
     with pytest.raises(PsaError, match=r"already in batch .*processedRecordIds"):
         rest_client.update_gl_batch("another-batch", ids[:1], kinds=["invoices"])
     with pytest.raises(UnknownBatchError, match="Cannot find GL batch nope"):

@@ -46,10 +46,9 @@ class GLBackend(Protocol):
         """The same client with every call and wait fitting `deadline`."""
         ...
 
-    def posted_entries(self, batch_id: str, thru_date: date | None = None) -> set[int] | None:
-        """The GL entries ConnectWise holds in the batch (None: it has no such batch): the truth
-        after an update whose outcome is unknown. `thru_date`: the batch's own, when it was
-        exported past today (a re-export stops at today by default and would miss records)."""
+    def posted_entries(self, batch_id: str) -> set[int] | None:
+        """The GL entries ConnectWise holds in the batch (None: it has no such batch), records
+        dated ahead included: the truth after an update whose outcome is unknown."""
         ...
 
     def download_gl_batch(

@@ -32,6 +32,10 @@ class UnknownBatchError(PsaError):
     """ConnectWise does not know the GL batch id."""
 
 
+class BatchExistsError(PsaError):
+    """A batch of that identifier exists on ConnectWise already: what it holds decides."""
+
+
 class TransportError(ConnectWiseError):
     """The HTTP exchange failed: connection error, timeout or an error status."""
 

@@ -3,7 +3,7 @@ filters and what a payment update leaves. No client protocol lives here."""
 
 import ipaddress
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Literal, Self
 from urllib.parse import urlsplit
@@ -73,6 +73,13 @@ def _is_loopback(site: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def horizon() -> date:
+    """A thru date past any record's date (ten years ahead): for a re-export whose question is
+    "everything ConnectWise holds", which ConnectWise's default thru date (its today) would cut
+    short for records dated ahead. Near enough for a date column of any SQL Server type."""
+    return date.today() + timedelta(days=3652)
 
 
 class RecreateFilters(BaseModel):

@@ -34,6 +34,7 @@ from connectwise.models import (
     RecreateFilters,
     SiteLogin,
     check_payment,
+    horizon,
 )
 from connectwise.safexml import parse_xml
 from connectwise.transport import Deadline
@@ -92,7 +93,7 @@ class AccountingClient:
 
     def unposted_entries(self) -> dict[int, str]:
         """Every GL entry the unposted lists hold, with its kind (an export of all kinds)."""
-        by_kind = self.download_gl_batch(KINDS).gl_entry_ids_by_kind()
+        by_kind = self.download_gl_batch(KINDS, thru_date=horizon()).gl_entry_ids_by_kind()
         return {i: kind for kind, ids in by_kind.items() for i in ids}
 
     def recreate_gl_batch(
@@ -127,10 +128,11 @@ class AccountingClient:
         root = _write_reply(body, f"the update of batch {batch_id}")
         return (root.text or "").strip()
 
-    def posted_entries(self, batch_id: str, thru_date: date | None = None) -> set[int] | None:
-        """The GL entries ConnectWise holds in this batch (a recreate of it), None if none."""
+    def posted_entries(self, batch_id: str) -> set[int] | None:
+        """The GL entries ConnectWise holds in this batch (a recreate of it, through the horizon:
+        records dated ahead too), None if none."""
         try:
-            return set(self.recreate_gl_batch(batch_id, thru_date=thru_date).gl_entry_ids())
+            return set(self.recreate_gl_batch(batch_id, thru_date=horizon()).gl_entry_ids())
         except UnknownBatchError:
             return None
 

@@ -41,8 +41,8 @@ class RestClient(RestApi):
     ) -> str:
         return gl.update_gl_batch(self, batch_id, gl_entry_ids, kinds)
 
-    def posted_entries(self, batch_id: str, thru_date: date | None = None) -> set[int] | None:
-        return gl.posted_entries(self, batch_id, thru_date)
+    def posted_entries(self, batch_id: str) -> set[int] | None:
+        return gl.posted_entries(self, batch_id)
 
     def find_batch(self, batch_id: str) -> dict[str, Any] | None:
         return gl.find_batch(self, batch_id)

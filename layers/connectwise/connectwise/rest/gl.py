@@ -16,10 +16,10 @@ from typing import Any
 
 from connectwise.accounting_interface import wire
 from connectwise.conditions import REST, Expression, all_of, render, where
-from connectwise.errors import DocumentError, PsaError, UnknownBatchError
+from connectwise.errors import BatchExistsError, DocumentError, PsaError, UnknownBatchError
 from connectwise.glexport import GLBatch, GLExport
 from connectwise.glexport.rest_json import parse_rest_glexport
-from connectwise.models import KINDS, RecreateFilters
+from connectwise.models import KINDS, RecreateFilters, horizon
 from connectwise.rest.api import RestApi, lookup
 
 MAX_IDENTIFIER = 50  # batchIdentifier's length limit (the spec's "Max length: 50")
@@ -59,6 +59,9 @@ def download_gl_batch(
     chosen = [kind for kind in LISTS if kind in kinds]
     if not chosen:
         raise ValueError("choose at least one of invoices, expenses, procurement")
+    # One thru date for the lists and the export: left to ConnectWise, the export stops at its
+    # today while the lists have no bound, and one record dated ahead failed every download.
+    thru_date = thru_date or datetime.now(api.connection.zone).date()
     listed = {kind: unposted(api, kind, thru_date, owner_level) for kind in chosen}
     exported = {kind: bool(listed.get(kind)) for kind in LISTS}
     if not any(exported.values()):
@@ -84,7 +87,7 @@ def download_gl_batch(
 
 def unposted_entries(api: RestApi) -> dict[int, str]:
     """Every GL entry the unposted lists hold, with its kind (an export of all kinds)."""
-    by_kind = download_gl_batch(api, KINDS).gl_entry_ids_by_kind()
+    by_kind = download_gl_batch(api, KINDS, thru_date=horizon()).gl_entry_ids_by_kind()
     return {i: kind for kind, ids in by_kind.items() for i in ids}
 
 
@@ -119,9 +122,11 @@ def recreate_gl_batch(
 def update_gl_batch(
     api: RestApi, batch_id: str, gl_entry_ids: Iterable[int], kinds: Iterable[str] = LISTS
 ) -> str:
-    """Create the batch from the posted GL entries, so they are never exported again."""
+    """Create the batch from the posted GL entries, so they are never exported again. A batch of
+    that identifier that exists already is refused (BatchExistsError), never taken for this one:
+    what it holds is for the caller to read (an earlier attempt, or another connector)."""
     if find_batch(api, batch_id) is not None:
-        return f"batch {batch_id} already exists"  # an earlier attempt created it
+        raise BatchExistsError(f"batch {batch_id} already exists on ConnectWise")
     chosen = set(kinds)
     request = {
         "batchIdentifier": batch_id,
@@ -134,7 +139,7 @@ def update_gl_batch(
         api.json_bytes("POST", "/finance/accounting/batches", request, repeatable=False)
     except PsaError as exc:
         if "ObjectExists" in exc.message and find_batch(api, batch_id) is not None:
-            return f"batch {batch_id} already exists"
+            raise BatchExistsError(f"batch {batch_id} already exists on ConnectWise") from None
         raise
     return f"batch {batch_id} created"
 
@@ -147,14 +152,16 @@ def find_batch(api: RestApi, batch_id: str) -> dict[str, Any] | None:
         raise unknown
     condition = lookup("batchIdentifier", batch_id, unknown)
     found = list(api.pages("/finance/accounting/batches", conditions=condition))
-    return found[0] if found else None
+    # Exactly this identifier: ConnectWise's conditions may match another case.
+    return next((row for row in found if row.get("batchIdentifier") == batch_id), None)
 
 
-def posted_entries(api: RestApi, batch_id: str, thru_date: date | None = None) -> set[int] | None:
-    """The GL entries ConnectWise holds in this batch (a re-export of it), None if no such batch."""
+def posted_entries(api: RestApi, batch_id: str) -> set[int] | None:
+    """The GL entries ConnectWise holds in this batch (a re-export of it through the horizon:
+    records dated ahead too), None if no such batch."""
     if find_batch(api, batch_id) is None:
         return None
-    return set(recreate_gl_batch(api, batch_id, thru_date=thru_date).gl_entry_ids())
+    return set(recreate_gl_batch(api, batch_id, thru_date=horizon()).gl_entry_ids())
 
 
 def list_batches(api: RestApi) -> list[dict[str, Any]]:

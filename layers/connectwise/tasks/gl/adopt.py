@@ -123,7 +123,6 @@ def _check_and_record(
         doubt_since=now if held is not None else 0,  # ConnectWise holds it: ask before writing
         adopted=True,
     )
-    services.ledger.record_download(record, token)
     detail = {
         "connection": conn,
         "batch_id": batch_id,
@@ -132,7 +131,10 @@ def _check_and_record(
         "held_by_connectwise": len(held) if held is not None else None,
         "keys": record.keys,
     }
+    # Announced before it is recorded: a death between the two adopts it again on the next
+    # delivery and announces it again (at least once); recorded first, it would never be.
     services.notices.publish("GLBatchAdopted", detail)
+    services.ledger.record_download(record, token)
     services.log.info(
         "batch adopted: not downloaded here, its GL entries from its confirmation", extra=detail
     )

@@ -17,7 +17,6 @@ Money-safety rules (docs/gl-batches.md) and where they are kept:
 """
 
 from dataclasses import replace
-from datetime import date
 from typing import Any
 
 from connectwise.backends import GLBackend
@@ -28,6 +27,7 @@ from tasks.gl.requests import PostingConfirmation
 from tasks.platform.batch_ledger import ABANDONED, POSTED, POSTING, BatchRecord
 from tasks.platform.errors import BatchBusyError, BatchStateError
 from tasks.platform.keys import batch_prefix
+from tasks.platform.notices import Notices
 from tasks.platform.services import Services
 from tasks.platform.storage import Store
 
@@ -43,7 +43,7 @@ def update_gl_batch(
     client = services.client_for(conn).within(deadline or Deadline())
     if confirmation.action == "abandon":
         return _abandon(record, client, services)
-    ids = _ids_to_post(record, confirmation, services.store)
+    ids = _ids_to_post(record, confirmation, services.store, services.notices)
     if record.status != POSTED:
         now = int(services.clock())
         record = services.ledger.start_posting(conn, batch_id, now, services.settings.stale_after_seconds)
@@ -73,7 +73,7 @@ def _post(
     outcome may have done. What ConnectWise holds decides, never what a reply seemed to say."""
     conn, batch_id = record.connection, record.batch_id
     if record.doubt_since:
-        held = client.posted_entries(batch_id, _thru(record))
+        held = client.posted_entries(batch_id)
         if held is not None:
             return _posted_as_held(record, held, ids, services)
         earlier = _posted_ids(record, services.store) if record.confirmation else None
@@ -99,7 +99,7 @@ def _post(
         # Refused, or the reply was lost: a reply can be lost after ConnectWise posted, and a
         # retry can be refused because it had. Look before deciding.
         try:
-            held = client.posted_entries(batch_id, _thru(record))
+            held = client.posted_entries(batch_id)
         except ConnectWiseError as check:
             if exc.transient:
                 raise exc from None  # unknown and cannot look now: retried, in doubt
@@ -136,11 +136,6 @@ def _posted(record: BatchRecord, ids: list[int] | set[int], kept: str, services:
     services.notices.publish("GLBatchPosted", detail)
     services.log.info("batch posted", extra=detail)
     return {"status": "posted"} | detail
-
-
-def _thru(record: BatchRecord) -> date | None:
-    """The batch's own thru date: a re-export to check it must reach as far as its export did."""
-    return date.fromisoformat(record.thru_date) if record.thru_date else None
 
 
 def _posted_as_held(
@@ -201,7 +196,7 @@ def _abandon(record: BatchRecord, client: GLBackend, services: Services) -> dict
     if record.status == POSTING:
         raise BatchBusyError(f"batch {batch_id} is being updated by another invocation; retried later")
     if record.doubt_since and record.status != POSTED:  # an update may have reached ConnectWise
-        if client.posted_entries(batch_id, _thru(record)) is not None:
+        if client.posted_entries(batch_id) is not None:
             raise BatchStateError(
                 f"batch {batch_id} cannot be abandoned: ConnectWise holds it (an update whose reply was lost "
                 "reached it); send its confirmation again to record it POSTED; nothing was changed"
@@ -222,7 +217,9 @@ def _abandon(record: BatchRecord, client: GLBackend, services: Services) -> dict
     return {"status": "abandoned", "connection": conn, "batch_id": batch_id}
 
 
-def _ids_to_post(record: BatchRecord, confirmation: PostingConfirmation, store: Store) -> list[int]:
+def _ids_to_post(
+    record: BatchRecord, confirmation: PostingConfirmation, store: Store, notices: Notices
+) -> list[int]:
     manifest_ids = store.get_json(record.keys["manifest"])["gl_entry_ids"]
     if confirmation.gl_entry_ids is None:
         return list(manifest_ids)
@@ -232,5 +229,20 @@ def _ids_to_post(record: BatchRecord, confirmation: PostingConfirmation, store: 
     unknown = sorted(set(given) - set(manifest_ids))
     if unknown:
         shown = ", ".join(str(i) for i in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
-        raise BatchStateError(f"GL entry ids not in batch {record.batch_id}: {shown}")
+        error = f"GL entry ids not in batch {record.batch_id}: {shown}" + (
+            " (an adopted batch holds what its first confirmation listed); those records stay unposted on "
+            "ConnectWise and are handed out again in a later batch"
+            if record.adopted
+            else ""
+        )
+        notices.publish(
+            "GLBatchConfirmationRefused",
+            {
+                "connection": record.connection,
+                "batch_id": record.batch_id,
+                "error": error,
+                "gl_entry_ids": unknown[:100],
+            },
+        )
+        raise BatchStateError(error)
     return given
