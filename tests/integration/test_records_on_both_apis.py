@@ -153,6 +153,9 @@ def test_order_by_orders_the_files(env: LocalEnvironment, backend: str) -> None:
     result = download(env, "invoices", order_by=f"{names['amount'].lower()} DESC")  # any case
     amounts = [Decimal(r[names["amount"]]) for r in jsonl(env, result["files"]["jsonl"])]
     assert amounts == sorted(amounts, reverse=True)
+    narrowed = download(env, "invoices", fields=[names["number"]], order_by=f"{names['amount']} ASC")
+    written = [Decimal(r[names["amount"]]) for r in jsonl(env, narrowed["files"]["jsonl"])]
+    assert written == sorted(written)  # the field the files are ordered by is written with them
     with pytest.raises(InvalidRequestError, match="order_by: companies has no field 'NoSuchField'"):
         download(env, "companies", order_by="NoSuchField")
 

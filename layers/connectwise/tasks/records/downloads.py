@@ -46,6 +46,8 @@ def download_records(
     except ValueError as exc:
         raise InvalidRequestError(f"invalid DownloadRecordsRequest: fields: {exc}") from None
     order_by = _order_by(client, entity, request.order_by)
+    if order_by and fields:  # the field the files are ordered by is written with them
+        fields = tuple(dict.fromkeys([*fields, order_by.split(" ")[0]]))
     query = RecordQuery(conditions_of(request, client.dialect), fields)
     feed = feed_name(entity, request, fields)
     watermarks = services.watermarks
@@ -54,12 +56,7 @@ def download_records(
     records, reached, complete = changed_records(client, entity, start, query, request.page_size, deadline)
     rows = [record.row for record in records]
     if order_by:
-        try:
-            rows = ordered(rows, order_by)
-        except KeyError:  # a field that exists but is not among the `fields` written
-            raise InvalidRequestError(
-                f"invalid DownloadRecordsRequest: order_by: {order_by} is not written"
-            ) from None
+        rows = ordered(rows, order_by)
     keys = {}
     if rows:
         prefix = records_prefix(request.connection, entity, services.clock(), request_id)
