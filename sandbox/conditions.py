@@ -18,6 +18,7 @@ the REST one (../shared/reference/rest_api.md section 2) over JSON documents:
 * as in SQL, a null field matches only `= null` and `!= null`.
 """
 
+import operator
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -39,6 +40,14 @@ TOKEN = re.compile(
 _BLANK = re.compile(r"\s*\Z")
 
 Predicate = Callable[[Mapping[str, Any]], bool]
+COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
 
 
 class ConditionsError(ValueError):
@@ -128,15 +137,7 @@ def _comparison(field: str, operator: str, value: Any) -> Predicate:
             pattern = "".join(".*" if c == "%" else re.escape(c) for c in str(value))
             return re.fullmatch(pattern, str(actual), re.IGNORECASE | re.DOTALL) is not None
         left, right = _comparable(actual, value, field)
-        result: bool = {
-            "=": left == right,
-            "!=": left != right,
-            "<": left < right,
-            "<=": left <= right,
-            ">": left > right,
-            ">=": left >= right,
-        }[operator]
-        return result
+        return bool(COMPARE[operator](left, right))
 
     return matches
 
@@ -347,15 +348,7 @@ def _test(actual: Any, operator: str, value: Any, field: str) -> bool:
         pattern = value.casefold()
         return pattern in text if operator == "contains" else _glob(pattern.split("*"), text)
     left, right = _rest_comparable(actual, value, field)
-    result: bool = {
-        "=": left == right,
-        "!=": left != right,
-        "<": left < right,
-        "<=": left <= right,
-        ">": left > right,
-        ">=": left >= right,
-    }[operator]
-    return result
+    return bool(COMPARE[operator](left, right))
 
 
 def _glob(parts: list[str], text: str) -> bool:

@@ -4,9 +4,10 @@ secret with an integrator login goes through SOAP, a REST secret without one thr
 import csv
 import io
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import requests
@@ -26,6 +27,7 @@ INVOICE = {  # the invoice fields the tests read, in each API's names
     REST: {"number": "invoiceNumber", "amount": "total", "paid": "payments", "id": "id"},
 }
 CLIENTS = {SOAP: SoapRecords, REST: RestRecords}
+T = TypeVar("T")
 
 
 @pytest.fixture(params=[SOAP, REST], ids=["soap", "rest"])
@@ -187,24 +189,31 @@ def test_a_report_runs_with_conditions_order_fields_skip_and_limit(
         invoke(env.stack, "RunReportFunction", request | {"fields": ["invoice_number", "Nope"]})
 
 
-def test_both_apis_write_the_same_report_and_catalog(moto_endpoint: str, sandbox: SandboxServer) -> None:
+def on_both_apis(moto_endpoint: str, sandbox: SandboxServer, run: Callable[[LocalEnvironment], T]) -> list[T]:
+    """`run` on a connection of each API (SOAP, then REST) to the same site, each on fresh local AWS."""
     from scripts.harness import local_environment
 
-    outputs = []
+    results = []
     for backend in (SOAP, REST):
         requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
         with local_environment(
             sandbox_site=sandbox.site_address, endpoint=moto_endpoint, backend=backend
         ) as env:
-            report = invoke(env.stack, "RunReportFunction", {"connection": "main", "report": "Invoices"})
-            catalog = invoke(env.stack, "ListReportsFunction", {"connection": "main"})
-            outputs.append(
-                (
-                    body(env, report["files"]["jsonl"]),
-                    body(env, report["files"]["csv"]),
-                    body(env, catalog["catalog"]),
-                )
-            )
+            results.append(run(env))
+    return results
+
+
+def test_both_apis_write_the_same_report_and_catalog(moto_endpoint: str, sandbox: SandboxServer) -> None:
+    def report_and_catalog(env: LocalEnvironment) -> tuple[str, str, str]:
+        report = invoke(env.stack, "RunReportFunction", {"connection": "main", "report": "Invoices"})
+        catalog = invoke(env.stack, "ListReportsFunction", {"connection": "main"})
+        return (
+            body(env, report["files"]["jsonl"]),
+            body(env, report["files"]["csv"]),
+            body(env, catalog["catalog"]),
+        )
+
+    outputs = on_both_apis(moto_endpoint, sandbox, report_and_catalog)
     assert outputs[0] == outputs[1]
     assert '"Invoice_Amount":"' in outputs[0][0]  # numbers exact, as text
 

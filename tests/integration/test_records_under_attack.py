@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-import requests
 
 from connectwise.rest.api import RestApi
 from connectwise.rest.records import RestRecords
@@ -19,7 +18,7 @@ from scripts.harness import LocalEnvironment
 from scripts.lambda_local import invoke
 from tasks.platform.errors import InvalidRequestError
 from tasks.platform.notices import Notices
-from tests.integration.test_records_on_both_apis import INVOICE, body, download, jsonl
+from tests.integration.test_records_on_both_apis import INVOICE, body, download, jsonl, on_both_apis
 
 SOAP, REST = "accounting_interface", "rest"
 CLIENTS = {SOAP: SoapRecords, REST: RestRecords}
@@ -165,40 +164,27 @@ def test_both_apis_write_the_same_report_for_fields_named_in_another_case(
 ) -> None:
     """RunReport with `fields` spelled in another case than the report's columns (ConnectWise
     matches names without case): both APIs must write the same files, with the values."""
-    from scripts.harness import local_environment
-
     request = {"connection": "main", "report": "Invoices", "fields": ["invoice_number", "INVOICE_AMOUNT"]}
-    outputs = []
-    for backend in (SOAP, REST):
-        requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
-        with local_environment(
-            sandbox_site=sandbox.site_address, endpoint=moto_endpoint, backend=backend
-        ) as env:
-            report = invoke(env.stack, "RunReportFunction", request)
-            outputs.append(body(env, report["files"]["jsonl"]).splitlines()[0])
-    print("\nSOAP:", outputs[0], "\nREST:", outputs[1])
+
+    def first_row(env: LocalEnvironment) -> str:
+        report = invoke(env.stack, "RunReportFunction", request)
+        return body(env, report["files"]["jsonl"]).splitlines()[0]
+
+    outputs = on_both_apis(moto_endpoint, sandbox, first_row)
     assert outputs[0] == outputs[1]
 
 
 def test_both_apis_write_the_same_report_numbers(moto_endpoint: str, sandbox: SandboxServer) -> None:
     """A Numeric cell with one or three decimals (a quantity, a rate, a 3-decimal price)."""
-    from scripts.harness import local_environment
-
     sandbox.accounting.site.invoices[0].total = Decimal("7.5")
     sandbox.accounting.site.invoices[1].total = Decimal("12.125")
-    outputs = []
-    for backend in (SOAP, REST):
-        requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
-        with local_environment(
-            sandbox_site=sandbox.site_address, endpoint=moto_endpoint, backend=backend
-        ) as env:
-            report = invoke(
-                env.stack,
-                "RunReportFunction",
-                {"connection": "main", "report": "Invoices", "fields": ["Invoice_Number", "Invoice_Amount"]},
-            )
-            outputs.append([json.loads(x) for x in body(env, report["files"]["jsonl"]).splitlines()[:2]])
-    print("\nSOAP:", outputs[0], "\nREST:", outputs[1])
+    request = {"connection": "main", "report": "Invoices", "fields": ["Invoice_Number", "Invoice_Amount"]}
+
+    def first_rows(env: LocalEnvironment) -> list[Any]:
+        report = invoke(env.stack, "RunReportFunction", request)
+        return [json.loads(x) for x in body(env, report["files"]["jsonl"]).splitlines()[:2]]
+
+    outputs = on_both_apis(moto_endpoint, sandbox, first_rows)
     assert outputs[0] == outputs[1]
 
 
@@ -348,19 +334,13 @@ def test_a_like_condition_on_a_report_means_the_same_on_both_apis(
 ) -> None:
     """Report columns are named alike on both APIs, so one RunReport request (the template's
     ScheduledReport) runs on either, and a connection moves from SOAP to REST by losing its
-    `integrator`. `like "Vandelay%"` is a prefix match on SOAP and a literal `%` on REST."""
-    from scripts.harness import local_environment
-
+    `integrator`. A `like` wildcard is `*` in the request: SOAP is sent `%`, REST `*`."""
     request = {
         "connection": "main",
         "report": "Companies",
         "conditions": {"field": "Company_Name", "op": "like", "value": "Vandelay*"},
     }
-    outputs = []
-    for backend in (SOAP, REST):
-        requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
-        with local_environment(
-            sandbox_site=sandbox.site_address, endpoint=moto_endpoint, backend=backend
-        ) as env:
-            outputs.append(invoke(env.stack, "RunReportFunction", request)["rows"])
+    outputs = on_both_apis(
+        moto_endpoint, sandbox, lambda env: invoke(env.stack, "RunReportFunction", request)["rows"]
+    )
     assert outputs[0] > 0 and outputs[0] == outputs[1], f"SOAP {outputs[0]} rows, REST {outputs[1]} rows"

@@ -15,7 +15,6 @@ from sandbox.server import SandboxServer
 from scripts.harness import LocalEnvironment
 from scripts.lambda_local import invoke
 from tasks.platform.errors import ConfigurationError, InvalidRequestError
-from tasks.platform.storage import Store
 
 
 def download(env: LocalEnvironment, entity: str, **request: Any) -> dict[str, Any]:
@@ -58,20 +57,6 @@ def test_downloads_are_incremental_and_full_resyncs_everything(
     assert download(env, "invoices", full=True)["count"] == len(invoices)
     events = [e for e in env.events() if e["detail-type"] == "RecordsDownloaded"]
     assert [e["detail"]["count"] for e in events] == [len(invoices), 0, 1, len(invoices)]
-
-
-def test_the_watermark_moves_only_after_the_s3_write(
-    env: LocalEnvironment, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def s3_down(*args: Any) -> str:
-        raise RuntimeError("S3 is down")
-
-    monkeypatch.setattr(Store, "put_json_lines", s3_down)
-    with pytest.raises(RuntimeError, match="S3 is down"):
-        download(env, "companies")
-    monkeypatch.undo()
-    site = sandbox.accounting.site
-    assert download(env, "companies")["count"] == len(site.customers) + len(site.vendors)
 
 
 def test_a_record_updated_while_the_download_pages_is_not_lost(

@@ -5,7 +5,14 @@ from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from connectwise.models import KINDS, Kind, RecreateFilters
 from tasks.platform.requests import ConnectionName
@@ -44,20 +51,19 @@ def resolve_thru_date(thru: date | ThruRule | None, now: float, zone: ZoneInfo) 
     return today - timedelta(days=today.isoweekday())  # the Sunday before this week's Monday
 
 
+# One or more kinds, each once, in a fixed order.
+Kinds = Annotated[list[Kind], Field(min_length=1), AfterValidator(lambda kinds: sorted(set(kinds)))]
+
+
 class DownloadRequest(BaseModel):
     """What a schedule asks for: which connection, which kinds of unposted records."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     connection: str = ConnectionName
-    kinds: list[Kind] = Field(min_length=1)
+    kinds: Kinds
     thru_date: ThruDate = None
     owner_level: str | None = None
-
-    @field_validator("kinds")
-    @classmethod
-    def _distinct(cls, kinds: list[Kind]) -> list[Kind]:
-        return sorted(set(kinds))
 
 
 class PostingConfirmation(BaseModel):
@@ -80,15 +86,10 @@ class RecreateRequest(BaseModel):
 
     connection: str = ConnectionName
     batch_id: str = Field(min_length=1, max_length=64)
-    kinds: list[Kind] = Field(default_factory=lambda: sorted(KINDS), min_length=1)
+    kinds: Kinds = Field(default_factory=lambda: sorted(KINDS))
     filters: RecreateFilters = Field(default_factory=RecreateFilters)
     thru_date: ThruDate = None
     owner_level: str | None = None
-
-    @field_validator("kinds")
-    @classmethod
-    def _distinct(cls, kinds: list[Kind]) -> list[Kind]:
-        return sorted(set(kinds))
 
     @model_validator(mode="after")
     def _filters_of_chosen_kinds(self) -> Self:
