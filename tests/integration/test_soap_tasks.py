@@ -3,8 +3,6 @@
 import csv
 import io
 import json
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -15,25 +13,7 @@ from sandbox.server import SandboxServer
 from scripts.harness import LocalEnvironment
 from scripts.lambda_local import invoke
 from tasks.platform.errors import ConfigurationError, InvalidRequestError
-
-
-def download(env: LocalEnvironment, entity: str, **request: Any) -> dict[str, Any]:
-    logical = "Download" + "".join(part.title() for part in entity.split("_")) + "Function"
-    result: dict[str, Any] = invoke(env.stack, logical, {"connection": "main"} | request)
-    return result
-
-
-def body(env: LocalEnvironment, key: str) -> str:
-    s3 = env.stack.client("s3")
-    return s3.get_object(Bucket=env.stack.physical["OutputBucket"], Key=key)["Body"].read().decode()
-
-
-def jsonl(env: LocalEnvironment, key: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in body(env, key).splitlines()]
-
-
-def pay(client: AccountingClient, number: str) -> None:
-    client.update_invoice_payment(number, Decimal("1.00"), datetime(2026, 11, 2, tzinfo=UTC))
+from tests.integration.test_records_on_both_apis import body, download, jsonl, pay
 
 
 def test_downloads_are_incremental_and_full_resyncs_everything(
