@@ -249,3 +249,24 @@ def test_transient_faults_are_retried_and_a_refusal_moves_nothing(
         download(env, "invoices", full=True)
     assert [e for e in env.events() if e["detail"].get("entity") == "invoices"] == []
     assert download(env, "invoices")["count"] == len(site.invoices)  # the refused run moved nothing
+
+
+def test_a_run_overtaken_by_another_leaves_the_watermark_alone(
+    env: LocalEnvironment, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cls = CLIENTS[backend]
+    original = cls.records_from
+    inner: list[dict[str, Any]] = []
+
+    def overtaken(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not inner:
+            inner.append({})
+            inner[0] = download(env, "companies")  # another run starts and finishes meanwhile
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "records_from", overtaken)
+    outer = download(env, "companies")
+    monkeypatch.undo()
+    assert inner[0]["watermark_moved_by_another_run"] is False
+    assert outer["watermark_moved_by_another_run"] is True and outer["count"] == inner[0]["count"]
+    assert download(env, "companies")["count"] == 0  # the watermark the other run left stands

@@ -135,23 +135,3 @@ def test_a_warm_invocation_does_not_parse_the_wsdl_again(env: LocalEnvironment) 
     download(env, "opportunities")
     download(env, "opportunities")
     assert _document.cache_info().misses == 1 and _document.cache_info().hits == 0  # one client, built once
-
-
-def test_a_run_overtaken_by_another_leaves_the_watermark_alone(
-    env: LocalEnvironment, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    original = SoapClient.find_page
-    inner: list[dict[str, Any]] = []
-
-    def overtaken(self: SoapClient, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
-        if not inner:
-            inner.append({})
-            inner[0] = download(env, "companies")  # another run starts and finishes meanwhile
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(SoapClient, "find_page", overtaken)
-    outer = download(env, "companies")
-    monkeypatch.undo()
-    assert inner[0]["watermark_moved_by_another_run"] is False
-    assert outer["watermark_moved_by_another_run"] is True and outer["count"] == inner[0]["count"]
-    assert download(env, "companies")["count"] == 0  # the watermark the other run left stands
