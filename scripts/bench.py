@@ -27,9 +27,9 @@ from typing import Any
 
 import requests
 
-from scripts.harness import CONNECTION, SANDBOX_LOGIN, SANDBOX_LOGINS, sandbox_process
-from scripts.lambda_local import acknowledge, invoke, sqs_event
-from scripts.local_aws import aws_client, create_stack, load_template, use_endpoint
+from scripts.harness import CONNECTION, SANDBOX_LOGIN, SANDBOX_LOGINS, register, sandbox_process
+from scripts.lambda_local import acknowledge, cold_start, invoke, sqs_event
+from scripts.local_aws import create_stack, load_template, use_endpoint
 
 LATENCY_MS = 50
 RATE_LIMIT_PER_SECOND = 100
@@ -86,13 +86,10 @@ def payments_run(concurrency: int, batch_size: int, count: int, seed: int) -> Ru
         # The ledger's DynamoDB gets a moto process of its own: moto serves one request at a time
         # per process, and on 2 cores the emulator, not the connector, would set the pace.
         os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = ledger_endpoint
-        _cold_start()
-        secrets = aws_client(endpoint, "secretsmanager")
-        arn = secrets.create_secret(
-            Name=f"connectwise/{CONNECTION}",
-            SecretString=json.dumps(SANDBOX_LOGIN | {"site": site, "use_ssl": False}),
-        )["ARN"]
-        stack = create_stack(endpoint, {"ConnectionName": CONNECTION, "ConnectionSecretArn": arn})
+        os.environ["AWS_ENDPOINT_URL_DYNAMODBSTREAMS"] = ledger_endpoint  # the registry's stream
+        cold_start()
+        stack = create_stack(endpoint, {})
+        register(stack, CONNECTION, SANDBOX_LOGIN | {"site": site, "use_ssl": False}, jobs=[])
         invoices = requests.get(f"http://{site}/_sandbox/invoices", timeout=10).json()
         payments = _payments(invoices, count, seed)
         sqs = stack.client("sqs")
@@ -182,16 +179,6 @@ def _queue_empty(sqs: Any, url: str) -> bool:
     names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
     return all(attributes[name] == "0" for name in names)
-
-
-def _cold_start() -> None:
-    """A new stack is a new deployment: no cached clients, secrets or settings."""
-    from aws_lambda_powertools.utilities import parameters
-
-    from tasks.runtime import services
-
-    parameters.clear_caches()  # type: ignore[no-untyped-call]
-    services.cache_clear()
 
 
 def _throttled(site: str) -> int:

@@ -1,6 +1,6 @@
 """The local environment that `make run`, the tests and the benchmarks share: moto (server mode)
 and the ConnectWise sandbox on free loopback ports, the template's resources, and one
-connection whose secret holds the sandbox's login for a backend."""
+connection registered through the admin path, its secret holding the sandbox's login for a backend."""
 
 import json
 import subprocess
@@ -10,7 +10,12 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from scripts.local_aws import ROOT, Stack, aws_client, create_stack, moto_server, use_endpoint
+from scripts.lambda_local import cold_start, poll_stream
+from scripts.local_aws import ROOT, Stack, create_stack, moto_server, use_endpoint
+from tasks.admin.commands import Admin, add, set_enabled
+from tasks.connections.schedules import schedule_name
+from tasks.platform.registry import Registry
+from tasks.platform.runs import Runs
 
 CONNECTION = "main"
 
@@ -87,6 +92,75 @@ def sandbox_process(seed: int = 1, invoices: int = 40) -> Iterator[str]:
             process.kill()
 
 
+# The jobs a local connection is registered with: the nightly GL download, the record
+# downloads and the report catalog, as an operator's connection file would list them.
+RECORD_TASKS = (
+    "download_agreements",
+    "download_companies",
+    "download_invoices",
+    "download_opportunities",
+    "download_purchase_orders",
+)
+DEFAULT_JOBS: list[dict[str, Any]] = [
+    {
+        "id": "nightly-gl",
+        "task": "download_gl_batch",
+        "schedule": "cron(0 2 * * ? *)",
+        "input": {"kinds": ["invoices", "expenses", "procurement"]},
+    },
+    *(
+        {
+            "id": task.removeprefix("download_").replace("_", "-"),
+            "task": task,
+            "schedule": "cron(30 2 * * ? *)",
+        }
+        for task in RECORD_TASKS
+    ),
+    {"id": "report-catalog", "task": "list_reports", "schedule": "cron(0 6 * * ? *)"},
+]
+
+
+def admin_for(stack: Stack) -> Admin:
+    """The operator's commands against the local stack (as `python -m tasks.admin` against AWS)."""
+    dynamodb = stack.client("dynamodb")
+    return Admin(
+        Registry(dynamodb, stack.physical["ConnectionsTable"]),
+        stack.client("secretsmanager"),
+        stack.parameters["SecretPrefix"],
+        Runs(dynamodb, stack.physical["LedgerTable"]),
+    )
+
+
+def register(
+    stack: Stack,
+    connection: str,
+    secret: dict[str, Any],
+    jobs: list[dict[str, Any]] | None = None,
+    time_zone: str = "UTC",
+) -> None:
+    """Add and enable a connection through the admin path (without its ConnectWise checks, which
+    tests make on their own), then let the reconciler make its schedules from the stream."""
+    admin = admin_for(stack)
+    spec = {"name": connection, "time_zone": time_zone, "jobs": DEFAULT_JOBS if jobs is None else jobs}
+    add(admin, spec, secret)
+    set_enabled(admin, connection, True, check=False)
+    reconcile(stack)
+
+
+def reconcile(stack: Stack) -> list[Any]:
+    """The registry's new stream records delivered to the reconciler, as Lambda would."""
+    return poll_stream(stack, "ConnectionsTable", "ReconcileSchedulesFunction")
+
+
+def job_event(stack: Stack, connection: str, job: str) -> dict[str, Any]:
+    """What the job's schedule sends its function (read from Scheduler, as it would fire)."""
+    schedule = stack.client("scheduler").get_schedule(
+        GroupName=stack.physical["JobSchedules"], Name=schedule_name(connection, job)
+    )
+    event: dict[str, Any] = json.loads(schedule["Target"]["Input"])
+    return event
+
+
 @contextmanager
 def local_environment(
     sandbox_site: str | None = None,
@@ -97,17 +171,14 @@ def local_environment(
     connection: str = CONNECTION,
 ) -> Iterator[LocalEnvironment]:
     """moto (started here unless `endpoint` is given) + the sandbox + the template's resources,
-    with one connection whose secret uses `backend`."""
+    with one connection whose secret uses `backend`, registered with DEFAULT_JOBS."""
     with ExitStack() as stop:
         endpoint = endpoint or stop.enter_context(moto_server())
         use_endpoint(endpoint)
         site = sandbox_site or stop.enter_context(sandbox_process(seed, invoices))
-        secrets = aws_client(endpoint, "secretsmanager")
-        secret_value = SANDBOX_LOGINS[backend] | {"site": site, "use_ssl": False}
-        arn = secrets.create_secret(Name=f"connectwise/{connection}", SecretString=json.dumps(secret_value))[
-            "ARN"
-        ]
-        stack = create_stack(endpoint, {"ConnectionName": connection, "ConnectionSecretArn": arn})
+        stack = create_stack(endpoint, {})
+        cold_start()
+        register(stack, connection, SANDBOX_LOGINS[backend] | {"site": site, "use_ssl": False})
         yield LocalEnvironment(stack, site, _observe_events(stack), connection, backend)
 
 

@@ -211,8 +211,76 @@ def _attributes() -> dict[str, str]:
     }
 
 
-def schedule_input(stack: Stack, function_logical_id: str, event_name: str) -> dict[str, Any]:
-    """What a Schedule event with `Input` delivers: that JSON, exactly."""
-    event = stack.functions[function_logical_id]["events"][event_name]
-    result: dict[str, Any] = json.loads(event["Properties"]["Input"])
-    return result
+def poll_stream(stack: Stack, table_logical_id: str, function_logical_id: str) -> list[Any]:
+    """Deliver a table's new stream records to a function the way a DynamoDB event source mapping
+    does (in order, in batches, each record once when the function succeeds; a failure raises
+    and the records are delivered again by the next poll). Returns the handler's responses."""
+    streams = stack.client("dynamodbstreams")
+    arn = stack.arns[f"{table_logical_id}.StreamArn"]
+    responses: list[Any] = []
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        shard_id = shard["ShardId"]
+        after = stack.stream_positions.get(shard_id)
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn,
+            ShardId=shard_id,
+            **(
+                {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": after}
+                if after
+                else {"ShardIteratorType": "TRIM_HORIZON"}
+            ),
+        )["ShardIterator"]
+        records = streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
+        for start in range(0, len(records), 100):  # BatchSize in template.yaml
+            batch = records[start : start + 100]
+            event = {"Records": [r | {"eventSourceARN": arn} for r in batch]}
+            responses.append(invoke(stack, function_logical_id, json.loads(json.dumps(event, default=str))))
+            stack.stream_positions[shard_id] = batch[-1]["dynamodb"]["SequenceNumber"]
+    return responses
+
+
+@dataclass
+class Fired:
+    schedule: str
+    function: str
+    input: dict[str, Any]
+    result: Any = None
+    error: BaseException | None = None
+
+
+def fire_schedules(stack: Stack, group_logical_id: str = "JobSchedules") -> list[Fired]:
+    """A simulated day: every ENABLED schedule of the stack's group invokes its target with its
+    input, as Scheduler would (disabled ones do not fire). An error is kept, not raised."""
+    scheduler = stack.client("scheduler")
+    group = stack.physical[group_logical_id]
+    by_arn = {arn: logical_id for logical_id, arn in stack.arns.items()}
+    fired = []
+    names = [
+        s["Name"]
+        for page in scheduler.get_paginator("list_schedules").paginate(GroupName=group)
+        for s in page["Schedules"]
+    ]
+    for name in sorted(names):
+        schedule = scheduler.get_schedule(GroupName=group, Name=name)
+        if schedule["State"] != "ENABLED":
+            continue
+        target = schedule["Target"]
+        run = Fired(name, by_arn[target["Arn"]], json.loads(target["Input"]))
+        try:
+            run.result = invoke(stack, run.function, run.input)
+        except Exception as exc:
+            run.error = exc
+        fired.append(run)
+    return fired
+
+
+def cold_start() -> None:
+    """A new stack is a new deployment: no container keeps clients, secrets, settings or
+    registry entries from the last one."""
+    from aws_lambda_powertools.utilities import parameters
+
+    from tasks.runtime import reconciler, services
+
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
+    services.cache_clear()
+    reconciler.cache_clear()

@@ -1,7 +1,8 @@
 """Local AWS for runs and tests: moto in server mode, resources created from template.yaml itself.
 
 Only the resource types the template declares for storage and messaging are created (tables,
-buckets, queues, event buses); functions are read for their handler and resolved environment.
+buckets, queues, event buses, the schedule group); functions are read for their handler and
+resolved environment, and given the ARN Lambda would give them (schedules target it).
 """
 
 import json
@@ -130,6 +131,7 @@ class Stack:
     arns: dict[str, str] = field(default_factory=dict)
     functions: dict[str, dict[str, Any]] = field(default_factory=dict)
     conditions: dict[str, Any] = field(default_factory=dict)  # the template's, unevaluated
+    stream_positions: dict[str, str] = field(default_factory=dict)  # shard -> last delivered record
 
     def client(self, service: str) -> Any:
         """A client of this stack's moto (or of the service's own, AWS_ENDPOINT_URL_<SERVICE>)."""
@@ -152,6 +154,7 @@ def create_stack(endpoint: str, parameters: dict[str, str], name: str = "local")
         "AWS::DynamoDB::Table": 1,
         "AWS::S3::Bucket": 1,
         "AWS::Events::EventBus": 1,
+        "AWS::Scheduler::ScheduleGroup": 1,
     }
     # Dead-letter queues first: a queue's redrive policy needs its DLQ's ARN.
     creatable = sorted(
@@ -163,6 +166,13 @@ def create_stack(endpoint: str, parameters: dict[str, str], name: str = "local")
     )
     for logical_id in creatable:
         _create(stack, logical_id, resources[logical_id])
+    for logical_id, res in resources.items():  # what no resource is made for here: names and ARNs
+        name = f"{name_of_stack(stack)}-{logical_id}"
+        if res["Type"] == "AWS::Serverless::Function":
+            stack.physical[logical_id] = name
+            stack.arns[logical_id] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+        elif res["Type"] == "AWS::IAM::Role":
+            stack.arns[logical_id] = f"arn:aws:iam::{ACCOUNT}:role/{name}"
     function_globals = template.get("Globals", {}).get("Function", {})
     globals_env = function_globals.get("Environment", {}).get("Variables", {})
     for logical_id, res in resources.items():
@@ -192,18 +202,30 @@ def _allowed_actions(policies: list[Any]) -> frozenset[str]:
     return frozenset(actions)
 
 
+def name_of_stack(stack: Stack) -> str:
+    return stack.parameters["AWS::StackName"]
+
+
 def _create(stack: Stack, logical_id: str, resource: dict[str, Any]) -> None:
     kind, props = resource["Type"], _resolve(stack, resource.get("Properties", {}))
-    name = f"{stack.parameters['AWS::StackName']}-{logical_id}".lower()
+    name = f"{name_of_stack(stack)}-{logical_id}".lower()
     if kind == "AWS::DynamoDB::Table":
-        stack.client("dynamodb").create_table(
+        stream = props.get("StreamSpecification")
+        streams = {"StreamSpecification": stream | {"StreamEnabled": True}} if stream else {}
+        table = stack.client("dynamodb").create_table(
             TableName=name,
             AttributeDefinitions=props["AttributeDefinitions"],
             KeySchema=props["KeySchema"],
             BillingMode=props["BillingMode"],
-        )
+            **streams,
+        )["TableDescription"]
         stack.physical[logical_id] = name
         stack.arns[logical_id] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
+        if "LatestStreamArn" in table:
+            stack.arns[f"{logical_id}.StreamArn"] = table["LatestStreamArn"]
+    elif kind == "AWS::Scheduler::ScheduleGroup":
+        stack.client("scheduler").create_schedule_group(Name=props["Name"])
+        stack.physical[logical_id] = props["Name"]
     elif kind == "AWS::S3::Bucket":
         s3 = stack.client("s3")
         s3.create_bucket(Bucket=name)
@@ -251,6 +273,8 @@ def _resolve(stack: Stack, value: Any) -> Any:
         logical_id, attribute = value["Fn::GetAtt"]
         if attribute == "Arn":
             return stack.arns.get(logical_id, f"arn:local:{logical_id}")
+        if attribute == "StreamArn":
+            return stack.arns[f"{logical_id}.StreamArn"]
         if attribute == "QueueName":
             return stack.physical.get(logical_id, "").rsplit("/", 1)[-1]
         return f"{logical_id}.{attribute}"

@@ -10,8 +10,8 @@ from typing import Any
 
 import requests
 
-from scripts.harness import CONNECTION, LocalEnvironment, local_environment
-from scripts.lambda_local import invoke, poll_sqs, schedule_input
+from scripts.harness import CONNECTION, LocalEnvironment, job_event, local_environment
+from scripts.lambda_local import invoke, poll_sqs
 from scripts.local_aws import Stack
 
 CENT = Decimal("0.01")
@@ -20,7 +20,7 @@ CENT = Decimal("0.01")
 def run_life_cycle(env: LocalEnvironment) -> dict[str, Any]:
     """Download, confirm through SQS, update, download again, recreate. Returns what happened."""
     stack = env.stack
-    schedule_event = schedule_input(stack, "DownloadGLBatchFunction", "Nightly")
+    schedule_event = job_event(stack, env.connection, "nightly-gl")
     report: dict[str, Any] = {"schedule_event": schedule_event}
 
     first = invoke(stack, "DownloadGLBatchFunction", schedule_event)
@@ -31,6 +31,7 @@ def run_life_cycle(env: LocalEnvironment) -> dict[str, Any]:
     stack.client("sqs").send_message(
         QueueUrl=stack.physical["ConfirmationQueue"],
         MessageBody=json.dumps({"connection": env.connection, "batch_id": batch_id}),
+        MessageGroupId=env.connection,  # the fair queue's tenant: one connection's backlog waits alone
     )
     report["update_responses"] = poll_sqs(stack, "ConfirmationQueue", "UpdateGLBatchFunction")
     report["second_download"] = invoke(stack, "DownloadGLBatchFunction", schedule_event)
@@ -101,7 +102,9 @@ def run_payments(env: LocalEnvironment) -> dict[str, Any]:
     ]
     sqs = stack.client("sqs")
     for _, body in cases:
-        sqs.send_message(QueueUrl=stack.physical["PaymentsQueue"], MessageBody=body)
+        sqs.send_message(
+            QueueUrl=stack.physical["PaymentsQueue"], MessageBody=body, MessageGroupId=env.connection
+        )
     responses = poll_sqs(stack, "PaymentsQueue", "UploadInvoicePaymentsFunction")
     outcomes = _payment_rows(stack, "success.jsonl") + _payment_rows(stack, "fail.jsonl")
     final = {
@@ -151,7 +154,7 @@ def run_records_tasks(env: LocalEnvironment) -> dict[str, Any]:
             entity: invoke(
                 stack,
                 _download_function(entity),
-                schedule_input(stack, _download_function(entity), "Nightly"),
+                job_event(stack, env.connection, entity.replace("_", "-")),
             )
             for entity in DOWNLOADS
         }
@@ -169,6 +172,7 @@ def run_records_tasks(env: LocalEnvironment) -> dict[str, Any]:
                 "payment_id": "PAY-2001",
             }
         ),
+        MessageGroupId=env.connection,
     )
     poll_sqs(stack, "PaymentsQueue", "UploadInvoicePaymentsFunction")
     second = download_all()

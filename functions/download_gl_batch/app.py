@@ -1,4 +1,4 @@
-"""Scheduled (one EventBridge rule per connection and kinds): download a GL batch of unposted records."""
+"""Scheduled (one schedule per job of a connection, from the registry): download a GL batch of unposted records."""
 
 from typing import Any
 
@@ -9,10 +9,11 @@ from tasks.gl.download import download_gl_batch
 from tasks.gl.requests import DownloadRequest
 from tasks.platform.observability import entry_point
 from tasks.platform.requests import parse_request
-from tasks.runtime import services
+from tasks.runtime import scheduled_job, services
 
 
 @entry_point()
+@scheduled_job
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_request(event, DownloadRequest)
     return download_gl_batch(request, services(), Deadline.of(context))

@@ -9,10 +9,11 @@ from tasks.platform.observability import entry_point
 from tasks.platform.requests import parse_request
 from tasks.records.downloads import download_records
 from tasks.records.requests import DownloadRecordsRequest
-from tasks.runtime import services
+from tasks.runtime import scheduled_job, services
 
 
 @entry_point()
+@scheduled_job
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_request(event, DownloadRecordsRequest)
     return download_records(

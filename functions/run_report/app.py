@@ -10,10 +10,11 @@ from tasks.platform.observability import entry_point
 from tasks.platform.requests import parse_request
 from tasks.records.reports import run_report
 from tasks.records.requests import RunReportRequest
-from tasks.runtime import services
+from tasks.runtime import scheduled_job, services
 
 
 @entry_point()
+@scheduled_job
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_request(event, RunReportRequest)
     return run_report(request, services(), Deadline.of(context), context.aws_request_id)

@@ -266,11 +266,20 @@ def test_malformed_schedule_event_is_a_clear_error(env: LocalEnvironment) -> Non
         invoke(env.stack, "DownloadGLBatchFunction", ["not", "an", "object"])  # type: ignore[arg-type]
 
 
-def test_unknown_connection_is_a_clear_error(env: LocalEnvironment) -> None:
+def test_unknown_or_disabled_connection_is_a_clear_error(env: LocalEnvironment) -> None:
+    from scripts.harness import admin_for
+    from scripts.lambda_local import cold_start
+    from tasks.admin.commands import set_enabled
     from tasks.platform.errors import ConfigurationError
 
-    with pytest.raises(ConfigurationError, match="unknown connection 'other' \\(configured: main\\)"):
+    with pytest.raises(
+        ConfigurationError, match="unknown connection 'other': it is not in the connection registry"
+    ):
         download(env, {"connection": "other", "kinds": ["invoices"]})
+    set_enabled(admin_for(env.stack), "main", False)
+    cold_start()  # a container started after the disable (one started before sees it within a minute)
+    with pytest.raises(ConfigurationError, match="connection 'main' is disabled in the connection registry"):
+        download(env)
     assert ledger_items(env) == {}
 
 

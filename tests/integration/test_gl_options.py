@@ -9,11 +9,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from aws_lambda_powertools.utilities import parameters
 
 from sandbox.server import SandboxServer
-from scripts.harness import LocalEnvironment
-from scripts.lambda_local import invoke
+from scripts.harness import LocalEnvironment, admin_for
+from scripts.lambda_local import cold_start, invoke
+from tasks.admin.commands import update
 from tasks.platform.errors import ConfigurationError
 from tests.integration.test_gl_life_cycle import confirm, download, ledger_items, s3_body
 
@@ -26,12 +26,12 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 def set_time_zone(env: LocalEnvironment, zone: str) -> None:
-    secrets = env.stack.client("secretsmanager")
-    value = json.loads(secrets.get_secret_value(SecretId="connectwise/main")["SecretString"])
-    secrets.put_secret_value(
-        SecretId="connectwise/main", SecretString=json.dumps(value | {"time_zone": zone})
-    )
-    parameters.clear_caches()
+    """The operator's update of the connection's zone, seen by the functions' next containers."""
+    admin = admin_for(env.stack)
+    entry = admin.registry.get("main")
+    assert entry is not None
+    update(admin, {"name": "main", "time_zone": zone, "jobs": [job.model_dump() for job in entry.jobs]})
+    cold_start()
 
 
 def clock_at(
@@ -75,8 +75,8 @@ def test_end_of_last_month_is_the_month_that_ended_where_the_finance_team_is(
     assert env.events()[0]["detail"]["thru_date"] == "2026-08-31"  # the date the open batch was made with
 
     confirm(env, {"connection": "main", "batch_id": result["batch_id"]})
-    clock_at(env, "DownloadGLBatchFunction", monkeypatch, "2026-09-01T00:30", "Pacific/Auckland")
     set_time_zone(env, "UTC")  # the same instant in UTC: the month that ended is July
+    clock_at(env, "DownloadGLBatchFunction", monkeypatch, "2026-09-01T00:30", "Pacific/Auckland")
     assert (
         download(env, {"connection": "main", "kinds": ["invoices"], "thru_date": "end_of_last_month"})[
             "status"
@@ -100,13 +100,26 @@ def test_a_fixed_thru_date_and_no_thru_date_are_written_down_too(env: LocalEnvir
 
 
 def test_a_bad_time_zone_is_a_clear_error_naming_the_connection(env: LocalEnvironment) -> None:
-    set_time_zone(env, "Europe/Lndon")
+    with pytest.raises(ConfigurationError) as refused:
+        set_time_zone(env, "Europe/Lndon")
+    assert refused.value.message == (
+        "connection 'main' is invalid: time_zone: not an IANA time zone name "
+        "(for example America/New_York or Europe/London)"
+    )
+    registry = env.stack.physical["ConnectionsTable"]
+    dynamodb = env.stack.client("dynamodb")
+    dynamodb.update_item(  # written behind the admin's back
+        TableName=registry,
+        Key={"name": {"S": "main"}},
+        UpdateExpression="SET time_zone = :zone",
+        ExpressionAttributeValues={":zone": {"S": "Europe/Lndon"}},
+    )
+    cold_start()
     with pytest.raises(ConfigurationError) as caught:
         download(env, {"connection": "main", "kinds": ["invoices"], "thru_date": "today"})
-    message = caught.value.message
-    assert message.startswith("secret of connection 'main' is invalid: ")  # its backend's name follows
-    assert message.endswith(
-        "time_zone: not an IANA time zone name (for example America/New_York or Europe/London)"
+    assert caught.value.message == (
+        "registry entry of connection 'main' is invalid: time_zone: not an IANA time zone name "
+        "(for example America/New_York or Europe/London)"
     )
     assert ledger_items(env) == {}  # the claim was given back
 

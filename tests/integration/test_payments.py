@@ -44,7 +44,11 @@ def payment(number: str, amount: str, payment_id: str, day: int = 1, **extra: An
     } | extra
 
 
-def send(env: LocalEnvironment, *bodies: Any, attributes: dict[str, str] | None = None) -> None:
+def send(
+    env: LocalEnvironment, *bodies: Any, attributes: dict[str, str] | None = None, group: str | None = ""
+) -> None:
+    """As the accounting system sends payments: in the connection's message group (the fair
+    queue's tenant), unless `group` says another one or None."""
     sqs = env.stack.client("sqs")
     for body in bodies:
         sqs.send_message(
@@ -53,6 +57,7 @@ def send(env: LocalEnvironment, *bodies: Any, attributes: dict[str, str] | None 
             MessageAttributes={
                 k: {"DataType": "String", "StringValue": v} for k, v in (attributes or {}).items()
             },
+            **({"MessageGroupId": group or env.connection} if group is not None else {}),
         )
 
 
@@ -239,15 +244,21 @@ def test_invalid_amount_and_unknown_connection_are_permanent(
     env: LocalEnvironment, sandbox: SandboxServer
 ) -> None:
     target = invoice(sandbox)
-    send(
-        env, payment(target.number, "-3", "P1"), payment(target.number, "3.00", "P2", connection="elsewhere")
-    )
+    send(env, payment(target.number, "-3", "P1"))
+    send(env, payment(target.number, "3.00", "P2", connection="elsewhere"), group="elsewhere")
+    send(env, payment(target.number, "4.00", "P3", connection="elsewhere"))  # in main's group
     assert deliver(env) == [{"batchItemFailures": []}]
     errors = sorted(r["error"] for r in rows(env, "fail.jsonl"))
-    assert len(errors) == 2
+    assert len(errors) == 3
     assert any("paid_amount: Input should be greater than 0" in e for e in errors)
     assert any(e.startswith("unknown connection 'elsewhere'") for e in errors)
+    assert any("names connection 'elsewhere' but was sent for connection 'main'" in e for e in errors)
     assert target.paid_amount == 0
+    listed = env.stack.client("s3").list_objects_v2(
+        Bucket=env.stack.physical["OutputBucket"], Prefix="payments/"
+    )
+    keys = [o["Key"] for o in listed["Contents"] if o["Key"].endswith("fail.jsonl")]
+    assert sorted(k.split("/")[1] for k in keys) == ["elsewhere", "main"]  # each under its own prefix
 
 
 def test_xml_message_with_connection_attribute(env: LocalEnvironment, sandbox: SandboxServer) -> None:
@@ -257,10 +268,13 @@ def test_xml_message_with_connection_attribute(env: LocalEnvironment, sandbox: S
         "<PaidAmount>12.34</PaidAmount><DatePaid>2026-11-05T12:05:54+01:00</DatePaid>"
         "</UpdateInvoicePayment></ArrayOfUpdateInvoicePayment>"
     )
-    send(env, body, attributes={"connection": "main"})
-    send(env, body)  # the same document again, without attribute: the default connection, same id
+    send(env, body, attributes={"connection": "main"}, group=None)
+    send(env, body)  # the same document again, only in main's message group: the same payment
+    send(env, body, group=None)  # neither: no connection to apply it for
     deliver(env)
     assert target.paid_amount == Decimal("12.34")
+    [refused] = rows(env, "fail.jsonl")
+    assert refused["error"].endswith("connection: Field required")
 
 
 def test_transient_faults_are_retried_until_applied(env: LocalEnvironment, sandbox: SandboxServer) -> None:

@@ -44,11 +44,23 @@ def test_the_loop_gives_the_five_functions_as_they_were_written_out(written_out:
     resources = template["Resources"]
     assert not [key for key in resources if key.startswith("Fn::ForEach::")]
     for logical_id, code_uri in RECORD_DOWNLOADS.items():
-        # CodeUri, Handler, Timeout, Events and Policies: all as before; the description has since
-        # learnt that the downloads also go through REST.
+        # CodeUri, Handler and Timeout: as before. Since then the description has learnt that the
+        # downloads also go through REST, their schedules come from the connection registry (no
+        # Events), and their policies grant the secrets by prefix and a read of the registry.
         now, then = (copy.deepcopy(t[logical_id]) for t in (resources, written_out["Resources"]))
         described = now["Properties"].pop("Description")
         then["Properties"].pop("Description")
+        assert "Events" not in now["Properties"] and then["Properties"].pop("Events")
+        policies = now["Properties"].pop("Policies")
+        then["Properties"].pop("Policies")
+        granted = {a for s in policies[0]["Statement"] for a in s["Action"]}
+        assert granted == {
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "s3:PutObject",
+            "events:PutEvents",
+            "secretsmanager:GetSecretValue",
+        }
         assert now == then, logical_id
         assert "REST" in described and logical_id.removeprefix("Download").removesuffix("Function")[
             :5

@@ -1,20 +1,34 @@
 """The composition root: the services a Lambda function's task runs with, built once per
 container from the environment. Handlers import it; nothing below imports it."""
 
+import functools
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import cache
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 
 from tasks.platform.batch_ledger import Ledger
 from tasks.platform.clients import accounting_clients, records_clients
 from tasks.platform.dead_letters import DeadLetters
+from tasks.platform.errors import ConfigurationError
 from tasks.platform.notices import Notices
 from tasks.platform.observability import count, logger
 from tasks.platform.payment_ledger import PaymentLedger
+from tasks.platform.registry import Registry
+from tasks.platform.runs import Run, Runs
+from tasks.platform.secrets import refusal
 from tasks.platform.services import Services
 from tasks.platform.settings import Settings
 from tasks.platform.storage import Store
 from tasks.platform.watermarks import Watermarks
+
+if TYPE_CHECKING:
+    from tasks.connections.schedules import Reconciler
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
 @cache
@@ -24,7 +38,8 @@ def services() -> Services:
     points them at moto locally."""
     settings = Settings.from_env()
     dynamodb = boto3.client("dynamodb")
-    clients = accounting_clients(settings)
+    registry = Registry(dynamodb, settings.registry_table)
+    clients = accounting_clients(settings, registry)
     return Services(
         settings=settings,
         ledger=Ledger(dynamodb, settings.table_name),
@@ -32,10 +47,66 @@ def services() -> Services:
         notices=Notices(boto3.client("events"), settings.event_bus_name),
         client_for=clients,
         refresh_login=clients.refresh,
+        refusal=lambda name: refusal(name, registry.cached(name)),
         payment_ledger=PaymentLedger(dynamodb, settings.table_name),
         watermarks=Watermarks(dynamodb, settings.table_name),
         dead_letters=DeadLetters(cache(lambda: boto3.client("sqs")), settings.dead_letter_queue_url),
-        records_for=records_clients(settings),
+        records_for=records_clients(settings, registry),
         count=count,
         log=logger,
     )
+
+
+@cache
+def reconciler() -> "Reconciler":
+    """The schedule reconciler's collaborators (its own function's environment); imported here,
+    so the other functions' cold start never loads the job models of every task."""
+    from tasks.connections.schedules import Reconciler, scheduler_settings
+
+    settings = Settings.from_env()
+    return Reconciler(
+        boto3.client("scheduler"),
+        Registry(boto3.client("dynamodb"), settings.registry_table),
+        scheduler_settings(dict(os.environ)),
+    )
+
+
+def scheduled_job(handler: Handler) -> Handler:
+    """A scheduled task's handler: a connection the registry does not serve now (unknown or
+    disabled) is refused before anything runs, and a job's run (the schedule's input names its
+    job) is recorded under its connection and job id, whatever its outcome."""
+
+    @functools.wraps(handler)
+    def run(event: Any, context: Any) -> Any:
+        fields = event if isinstance(event, dict) else {}
+        job, connection = fields.get("job"), fields.get("connection")
+        if not isinstance(connection, str):
+            return handler(event, context)  # the request parser says what is wrong
+        started = _utc_now()
+        try:
+            refused = services().refusal(connection)
+            if refused:
+                raise ConfigurationError(refused)
+            result = handler(event, context)
+        except Exception as exc:
+            if isinstance(job, str):
+                _record(Run(connection, job, started, _utc_now(), "failed", str(exc)))
+            raise
+        if isinstance(job, str):
+            status = result.get("status", "") if isinstance(result, dict) else ""
+            _record(Run(connection, job, started, _utc_now(), "succeeded", str(status)))
+        return result
+
+    return run  # type: ignore[return-value]
+
+
+def _record(run: Run) -> None:
+    """Observability only: a run whose record cannot be written is not failed (nor run again)."""
+    try:
+        Runs(services().ledger.db, services().settings.table_name).record(run)
+    except Exception:
+        logger.exception("could not record the job's run", extra={"job": run.job})
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -132,15 +132,19 @@ class RestApi:
         """`v4_6_release/` or a cloud release: looked up once (no login needed), then kept."""
         with self._shared["lock"]:
             if self._shared["codebase"] is None:
-                url = f"{self.connection.scheme}://{self.connection.site}/login/companyinfo/{self.connection.company}"
-                info = _decode(self._send("GET", url, auth=False), "/login/companyinfo")
-                if not isinstance(info, dict) or not info.get("Codebase"):
-                    raise AuthenticationError(
-                        f"{self.label}: ConnectWise site {self.connection.site} knows no company with this "
-                        "connection's company id"
-                    )
-                self._shared["codebase"] = str(info["Codebase"]).strip("/") + "/"
+                self._shared["codebase"] = str(self.company_info()["Codebase"]).strip("/") + "/"
             return str(self._shared["codebase"])
+
+    def company_info(self) -> dict[str, Any]:
+        """The site's answer for this company (codebase, version; no login needed)."""
+        url = f"{self.connection.scheme}://{self.connection.site}/login/companyinfo/{self.connection.company}"
+        info = _decode(self._send("GET", url, auth=False), "/login/companyinfo")
+        if not isinstance(info, dict) or not info.get("Codebase"):
+            raise AuthenticationError(
+                f"{self.label}: ConnectWise site {self.connection.site} knows no company with this "
+                "connection's company id"
+            )
+        return info
 
     def _send(
         self,

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from connectwise.transport import Deadline
 from tasks.gl.requests import PostingConfirmation
 from tasks.gl.update import update_gl_batch
-from tasks.platform.errors import is_permanent
+from tasks.platform.errors import ConfigurationError, InvalidRequestError, is_permanent
 from tasks.platform.requests import parse_request
 from tasks.platform.services import Services
 
@@ -44,7 +44,17 @@ def apply_confirmation(record: SqsRecordModel, services: Services, deadline: Dea
             body = json.loads(str(record.body))
         except (json.JSONDecodeError, RecursionError, TypeError):
             body = None
-        return update_gl_batch(parse_request(body, PostingConfirmation), services, deadline)
+        confirmation = parse_request(body, PostingConfirmation)
+        group = record.attributes.MessageGroupId
+        if group and group != confirmation.connection:
+            raise InvalidRequestError(
+                f"confirmation of batch {confirmation.batch_id} names connection {confirmation.connection!r} "
+                f"but was sent in message group {group!r}; send it with MessageGroupId = its connection"
+            )
+        refused = services.refusal(confirmation.connection)
+        if refused:  # kept in the DLQ, to be re-driven once the connection is served again
+            raise ConfigurationError(refused)
+        return update_gl_batch(confirmation, services, deadline)
     except Exception as exc:
         if not is_permanent(exc):
             log.warning("transient failure; SQS will retry", extra={"error": str(exc)})

@@ -58,8 +58,8 @@ class RejectedPayment:
 def parse_payment_message(body: str, connection: str | None) -> list[Payment | RejectedPayment]:
     """Every payment of a message, validated one by one.
 
-    `connection` comes from the message attribute or the function's default; a JSON payment
-    may name its own. Raises InvalidRequestError when the message as a whole is unreadable,
+    `connection` comes from the message (its `connection` attribute, else its MessageGroupId);
+    a JSON payment may name it too, but not another one. Raises InvalidRequestError when the message as a whole is unreadable,
     whatever the reason (hostile nesting included): one message never fails the others.
     """
     try:
@@ -99,8 +99,14 @@ def _validate(index: int, item: Any, connection: str | None) -> Payment | Reject
     if not isinstance(item, dict):
         return RejectedPayment(index, {}, f"payment {index}: expected an object, got {type(item).__name__}")
     fields = dict(item)
-    if connection and "connection" not in fields:
-        fields["connection"] = connection
+    if connection and fields.setdefault("connection", connection) != connection:
+        shown = {key: str(value)[:100] for key, value in fields.items() if key in _SHOWN}
+        return RejectedPayment(
+            index,
+            shown,
+            f"payment {index}: names connection {str(fields['connection'])[:64]!r} but was sent for "
+            f"connection {connection!r} (message attribute or group); send it for its own connection",
+        )
     try:
         return Payment.model_validate(fields)
     except ValidationError as exc:

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from tasks.payments.messages import payments_document
 from tasks.payments.outcomes import BatchResult, PaymentOutcome
-from tasks.platform.keys import payments_prefix
+from tasks.platform.keys import UNKNOWN, payments_prefix
 from tasks.platform.services import Services
 
 
@@ -18,19 +18,30 @@ def overage_warning(outcome: PaymentOutcome) -> str:
 
 
 def write_result_files(result: BatchResult, services: Services, request_id: str) -> dict[str, str]:
-    """Success and fail files (reference XML shape + JSON Lines) for this invocation, in S3.
+    """Success and fail files (reference XML shape + JSON Lines) for this invocation, in S3, one
+    set per connection under its own prefix. Returns `<connection>/<file>` -> key.
 
     The fail file lists failed payments and, as warnings, the overage ConnectWise discarded.
     Each row says its `kind`: an individual payment (summed) or a paid-to-date amount (set).
+    A message that names no readable connection has its fail rows under `payments/_unknown/`.
     """
-    applied = [o for o in result.outcomes if o.status == "applied"]
-    failed = [o for o in result.outcomes if o.status == "failed"]
+    keys: dict[str, str] = {}
+    for connection in sorted({o.connection for o in result.outcomes}):
+        outcomes = [o for o in result.outcomes if o.connection == connection]
+        prefix = payments_prefix(connection or UNKNOWN, services.clock(), request_id)
+        for name, key in _write(outcomes, services, prefix).items():
+            keys[f"{connection or UNKNOWN}/{name}"] = key
+    return keys
+
+
+def _write(outcomes: list[PaymentOutcome], services: Services, prefix: str) -> dict[str, str]:
+    applied = [o for o in outcomes if o.status == "applied"]
+    failed = [o for o in outcomes if o.status == "failed"]
     overages = [o for o in applied if Decimal(o.overage) > 0]
     fail_rows = [asdict(o) for o in failed] + [
         asdict(o) | {"status": "overage", "paid_amount": o.overage, "error": overage_warning(o)}
         for o in overages
     ]
-    prefix = payments_prefix(services.clock(), request_id)
     keys: dict[str, str] = {}
     store = services.store
     if applied:

@@ -62,7 +62,6 @@ from tasks.platform.payment_ledger import (
     Entry,
     InvoiceLedger,
 )
-from tasks.platform.secrets import unknown_connection
 from tasks.platform.services import Services
 
 MAX_PARALLEL_INVOICES = 8
@@ -93,10 +92,9 @@ def apply_payment_messages(
     deadline = deadline or Deadline()
     result = BatchResult()
     groups: dict[tuple[str, str], Group] = defaultdict(list)
-    default_connection = services.settings.default_connection
     for message in messages:
         try:
-            parsed = parse_payment_message(message.body, message.connection or default_connection)
+            parsed = parse_payment_message(message.body, message.connection)
         except InvalidRequestError as exc:
             result.rejected[message.message_id] = exc.message
             result.outcomes.append(
@@ -118,12 +116,12 @@ def apply_payment_messages(
             else:
                 groups[(item.connection, item.invoice_number.upper())].append((message.message_id, item))
 
-    known = services.settings.connection_secrets
+    refused = {connection: services.refusal(connection) for connection, _ in groups}
     for (connection, _), group in groups.items():
-        if connection not in known:
-            error = unknown_connection(connection, services.settings)
+        error = refused[connection]
+        if error:  # kept in the DLQ with the reason, to be re-driven once the connection is served
             _connection_failed(result, ConnectionFailedError(error, failed_outcomes(group, error)), group)
-    states = services.payment_ledger.read_many(key for key in groups if key[0] in known)
+    states = services.payment_ledger.read_many(key for key in groups if not refused[key[0]])
     with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL_INVOICES, len(states)))) as pool:
         futures = {  # each invoice under the number as its first payment gives it
             key: pool.submit(

@@ -23,9 +23,7 @@ def upload_invoice_payments(
     records: list[SqsRecordModel], services: Services, deadline: Deadline, request_id: str
 ) -> dict[str, Any]:
     messages = [
-        Message(
-            message_id=record.messageId, body=str(record.body), connection=_attribute(record, "connection")
-        )
+        Message(message_id=record.messageId, body=str(record.body), connection=connection_of(record))
         for record in records
     ]
     result = apply_payment_messages(messages, services, deadline)
@@ -57,6 +55,8 @@ def upload_invoice_payments(
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in result.retry]}
 
 
-def _attribute(record: SqsRecordModel, name: str) -> str | None:
-    attribute = record.messageAttributes.get(name)
-    return attribute.stringValue if attribute else None
+def connection_of(record: SqsRecordModel) -> str | None:
+    """The message's connection: its `connection` attribute, else its MessageGroupId (senders set
+    the group to the connection, so the fair queue keeps one connection's backlog from the others)."""
+    attribute = record.messageAttributes.get("connection")
+    return (attribute.stringValue if attribute else None) or record.attributes.MessageGroupId

@@ -10,6 +10,7 @@ from connectwise.records import RecordsBackend
 from connectwise.rest.api import RestApi, RestConnection
 from connectwise.rest.records import RestRecords
 from tasks.platform.errors import ConfigurationError
+from tasks.platform.registry import Registry
 from tasks.platform.secrets import load_connection
 from tasks.platform.settings import Settings
 
@@ -43,17 +44,25 @@ class ClientsByConnection(Generic[L, C]):
             return held[1]
 
 
-def accounting_clients(settings: Settings) -> ClientsByConnection[AnyConnection, GLBackend]:
+def accounting_clients(
+    settings: Settings, registry: Registry
+) -> ClientsByConnection[AnyConnection, GLBackend]:
     """The client of each connection's backend (Accounting Interface or REST), per its secret."""
-    return ClientsByConnection(lambda name, fresh: load_connection(name, settings, fresh), client_for)
+    return ClientsByConnection(
+        lambda name, fresh: load_connection(name, settings, registry, fresh), client_for
+    )
 
 
-def records_clients(settings: Settings) -> "ClientsByConnection[AnyConnection, RecordsBackend]":
+def records_clients(
+    settings: Settings, registry: Registry
+) -> "ClientsByConnection[AnyConnection, RecordsBackend]":
     """The reports and records client of each connection: SOAP when its secret holds an
     `integrator` login (sites that still have the SOAP APIs, or a connection that asks for them),
     else REST (a REST connection's API keys). zeep is imported when the first SOAP client is built:
     the GL and payment functions never build one, so their cold start never loads it."""
-    return ClientsByConnection(lambda name, fresh: load_connection(name, settings, fresh), records_client)
+    return ClientsByConnection(
+        lambda name, fresh: load_connection(name, settings, registry, fresh), records_client
+    )
 
 
 def records_client(connection: AnyConnection, name: str) -> RecordsBackend:

@@ -1,5 +1,8 @@
 """Where every output lives in the bucket. The template's IAM policies grant each function its
-prefix (`gl-batches/`, `records/`, `reports/`, `payments/`), so a key moves only with them."""
+prefix (`gl-batches/`, `records/`, `reports/`, `payments/`), so a key moves only with them.
+
+Every key is `<area>/<connection>/...`: a connection's name holds no `/`, so no key of one
+connection is ever under another's prefix (and a consumer can be granted one connection's)."""
 
 import re
 from datetime import UTC, datetime
@@ -33,9 +36,13 @@ def catalog_key(connection: str) -> str:
     return f"{REPORTS}/{connection}/catalog.json"
 
 
-def payments_prefix(at: float, request_id: str) -> str:
-    """One payments invocation's files: `<prefix>-success.xml|jsonl`, `<prefix>-fail.xml|jsonl`."""
-    return f"{PAYMENTS}/{_utc(at):%Y/%m/%d/%H%M%S}-{request_id}"
+UNKNOWN = "_unknown"  # payment files of a message that names no connection (not a connection name)
+
+
+def payments_prefix(connection: str, at: float, request_id: str) -> str:
+    """One payments invocation's files of one connection: `<prefix>-success.xml|jsonl`,
+    `<prefix>-fail.xml|jsonl`."""
+    return f"{PAYMENTS}/{connection}/{_utc(at):%Y/%m/%d/%H%M%S}-{request_id}"
 
 
 def _utc(at: float) -> datetime:

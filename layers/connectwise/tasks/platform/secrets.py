@@ -1,4 +1,5 @@
-"""Connection credentials from Secrets Manager: one secret per connection, cached for 5 minutes."""
+"""Connection credentials from Secrets Manager: the secret `<prefix><connection>` of a connection
+the registry serves, cached for 5 minutes."""
 
 from typing import Any
 
@@ -7,38 +8,64 @@ from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from connectwise.backends import AnyConnection, parse_connection
+from connectwise.rest.api import RestConnection
 from tasks.platform.errors import ConfigurationError, describe_validation
+from tasks.platform.registry import ConnectionEntry, Registry
 from tasks.platform.settings import Settings
 
 CACHE_SECONDS = 300
 
 
-def load_connection(name: str, settings: Settings, fresh: bool = False) -> AnyConnection:
-    """The named connection's credentials; errors name the connection, never a secret value.
-    `fresh` reads the secret again instead of the cached value (after ConnectWise refused it)."""
-    secret_id = settings.connection_secrets.get(name)
-    if not secret_id:
-        raise ConfigurationError(unknown_connection(name, settings))
+def secret_name(settings: Settings, connection: str) -> str:
+    """Derived from the name alone (which holds no `/`): no entry can point at another's secret."""
+    return f"{settings.secret_prefix}{connection}"
+
+
+def refusal(name: str, entry: ConnectionEntry | None) -> str | None:
+    """Why the stack does not serve this connection now, or None when it does."""
+    if entry is None:
+        return (
+            f"unknown connection {name!r}: it is not in the connection registry (python -m tasks.admin list)"
+        )
+    if not entry.enabled:
+        return f"connection {name!r} is disabled in the connection registry"
+    return None
+
+
+def load_connection(name: str, settings: Settings, registry: Registry, fresh: bool = False) -> AnyConnection:
+    """The named connection's credentials, with its registry settings; errors name the
+    connection, never a secret value. `fresh` reads the secret again instead of the cached value
+    (after ConnectWise refused it)."""
+    entry = registry.cached(name)
+    refused = refusal(name, entry)
+    if refused or entry is None:
+        raise ConfigurationError(refused or name)
     try:
         value: Any = parameters.get_secret(
-            secret_id, transform="json", max_age=CACHE_SECONDS, force_fetch=fresh
+            secret_name(settings, name), transform="json", max_age=CACHE_SECONDS, force_fetch=fresh
         )
     except parameters.exceptions.TransformParameterError:
         raise ConfigurationError(f"secret of connection {name!r} is not valid JSON") from None
     except (ClientError, parameters.exceptions.GetParameterError) as exc:
         # boto's message names the error code and the secret id, never its value.
         raise ConfigurationError(f"cannot read the secret of connection {name!r}: {exc}") from None
+    return parse_secret(name, value, entry)
+
+
+def parse_secret(name: str, value: Any, entry: ConnectionEntry) -> AnyConnection:
+    """A secret's login, in the registry's time zone; a secret of another backend than the
+    registry says is refused (a REST entry must not quietly run on an old login)."""
     if not isinstance(value, dict):
         raise ConfigurationError(f"secret of connection {name!r} must be a JSON object")
     try:
-        return parse_connection(value)
+        connection = parse_connection(value | {"time_zone": entry.time_zone})
     except ValidationError as exc:
         raise ConfigurationError(
             f"secret of connection {name!r} is invalid: {describe_validation(exc)}"
         ) from None
-
-
-def unknown_connection(name: str, settings: Settings) -> str:
-    """The error for a connection this stack does not serve, naming the ones it does."""
-    known = ", ".join(sorted(settings.connection_secrets)) or "none"
-    return f"unknown connection {name!r} (configured: {known})"
+    backend = "rest" if isinstance(connection, RestConnection) else "accounting_interface"
+    if backend != entry.backend:
+        raise ConfigurationError(
+            f"secret of connection {name!r} holds a {backend} login, but the registry says {entry.backend}"
+        )
+    return connection

@@ -31,6 +31,7 @@ class Services:
     dead_letters: DeadLetters = field(default_factory=lambda: DeadLetters(lambda: None, ""))
     records_for: Callable[[str], RecordsBackend] = lambda name: NotImplemented  # reports and records
     refresh_login: Callable[[str], None] = lambda name: None  # re-read a connection's secret next time
+    refusal: Callable[[str], str | None] = lambda name: None  # why a connection is not served now
     count: Callable[[str, int], None] = lambda name, value: None  # a count metric
     clock: Callable[[], float] = time.time
     log: Logger = logger

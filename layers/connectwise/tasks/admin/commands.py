@@ -1,0 +1,207 @@
+"""What an operator does to the registry, as plain functions (the command line is
+tasks.admin.__main__). Everything is checked before anything is written, so bad input changes
+nothing; a change that takes two writes makes the one that can do no harm first.
+
+A connection file is the registry entry without its bookkeeping:
+    {"name": "acme", "time_zone": "America/New_York", "jobs": [{"id": "nightly-gl",
+     "task": "download_gl_batch", "schedule": "cron(0 2 * * ? *)", "input": {"kinds": ["invoices"]}}]}
+A secret file is the connection's login (docs/backends.md), which goes to Secrets Manager only.
+"""
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from connectwise.backends import AnyConnection
+from tasks.connections.checks import Check, check_connection
+from tasks.connections.jobs import check_jobs
+from tasks.platform.errors import ConfigurationError
+from tasks.platform.registry import ConnectionEntry, Registry, parse_entry
+from tasks.platform.runs import Runs
+from tasks.platform.secrets import parse_secret
+
+BOOKKEEPING = ("version", "updated_at", "enabled")  # kept by the registry, not set by a file
+RECOVERY_DAYS = 7  # a removed connection's secret can be restored for this long
+
+
+@dataclass
+class Admin:
+    registry: Registry
+    secrets: Any  # a boto3 Secrets Manager client
+    secret_prefix: str
+    runs: Runs
+    check: Callable[[ConnectionEntry, AnyConnection], list[Check]] = check_connection
+
+    def secret_id(self, name: str) -> str:
+        return f"{self.secret_prefix}{name}"
+
+
+class ChecksFailed(ConfigurationError):
+    def __init__(self, name: str, checks: list[Check]) -> None:
+        failed = "; ".join(f"{c.name}: {c.detail}" for c in checks if not c.ok)
+        super().__init__(
+            f"connection {name!r} failed its checks against ConnectWise, nothing enabled: {failed}"
+        )
+        self.checks = checks
+
+
+def add(admin: Admin, spec: Any, secret: Any, enable: bool = False) -> ConnectionEntry:
+    """Register a connection with its secret and jobs; disabled unless `enable` (which checks it
+    against ConnectWise first). The name is claimed before the secret is written, so of two
+    operators adding one name, one is refused before touching the other's secret."""
+    entry, login = _read(spec, secret, None)
+    if admin.registry.get(entry.name):
+        raise ConfigurationError(f"connection {entry.name!r} exists already; use update")
+    if enable:
+        _must_pass(admin, entry, login)
+    claimed = admin.registry.put(entry.model_copy(update={"enabled": False}))
+    _write_secret(admin, entry.name, secret)
+    return admin.registry.put(claimed.model_copy(update={"enabled": True})) if enable else claimed
+
+
+def update(admin: Admin, spec: Any, secret: Any | None = None, check: bool = True) -> ConnectionEntry:
+    """Replace a connection's settings and jobs (its enabled state stays); with `secret`, its login
+    too, checked against ConnectWise first if the connection is enabled and `check`."""
+    name = spec.get("name") if isinstance(spec, dict) else None
+    current = admin.registry.get(str(name)) if isinstance(name, str) else None
+    if current is None:
+        raise ConfigurationError(f"connection {name!r} is not registered; use add")
+    entry, login = _read(spec, secret, current)
+    entry = entry.model_copy(update={"enabled": current.enabled, "version": current.version})
+    if login is not None and current.enabled and check:
+        _must_pass(admin, entry, login)
+    written = admin.registry.put(entry)
+    if secret is not None:
+        try:
+            _write_secret(admin, entry.name, secret)
+        except Exception as exc:
+            raise ConfigurationError(
+                f"connection {entry.name!r}: the registry was updated but its secret was not ({exc}); "
+                "run the update again"
+            ) from None
+    return written
+
+
+def set_enabled(admin: Admin, name: str, enabled: bool, check: bool = True) -> ConnectionEntry:
+    """Enable (after its checks pass, unless `check` is False) or disable a connection."""
+    entry = _registered(admin, name)
+    if enabled and check:
+        _must_pass(admin, entry, _stored_login(admin, entry))
+    if entry.enabled == enabled:
+        return entry
+    return admin.registry.put(entry.model_copy(update={"enabled": enabled}))
+
+
+def remove(admin: Admin, name: str, keep_secret: bool = False) -> None:
+    """Take a connection out of the registry (its schedules go with it); its secret is deleted
+    with a recovery window unless kept. Its batches, payments and outputs stay."""
+    entry = _registered(admin, name)
+    admin.registry.delete(entry)
+    if not keep_secret:
+        admin.secrets.delete_secret(SecretId=admin.secret_id(name), RecoveryWindowInDays=RECOVERY_DAYS)
+
+
+def validate(admin: Admin, name: str) -> list[Check]:
+    entry = _registered(admin, name)
+    return admin.check(entry, _stored_login(admin, entry))
+
+
+def listing(admin: Admin) -> list[dict[str, Any]]:
+    """Every connection with its jobs and each job's last run."""
+    rows = []
+    for entry in sorted(admin.registry.scan(), key=lambda e: e.name):
+        runs = admin.runs.last(entry.name, [job.id for job in entry.jobs])
+        rows.append(
+            {
+                "name": entry.name,
+                "backend": entry.backend,
+                "time_zone": entry.time_zone,
+                "enabled": entry.enabled,
+                "updated_at": entry.updated_at,
+                "jobs": [
+                    {
+                        "id": job.id,
+                        "task": job.task,
+                        "schedule": job.schedule,
+                        "enabled": job.enabled,
+                        "last_run": vars(runs[job.id]) if job.id in runs else None,
+                    }
+                    for job in entry.jobs
+                ],
+            }
+        )
+    return rows
+
+
+def _read(spec: Any, secret: Any | None, current: ConnectionEntry | None) -> tuple[ConnectionEntry, Any]:
+    """The entry of a connection file (its backend from the secret, or kept) and the secret's
+    login, both checked; a ConfigurationError names what is wrong."""
+    if not isinstance(spec, dict):
+        raise ConfigurationError("a connection file must hold a JSON object")
+    set_here = sorted(key for key in BOOKKEEPING if key in spec)
+    if set_here:
+        raise ConfigurationError(
+            f"a connection file does not set {', '.join(set_here)} (enable/disable do; the registry keeps the rest)"
+        )
+    if secret is None:
+        if current is None:
+            raise ConfigurationError("a new connection needs its secret file")
+        backend: str = current.backend
+    else:
+        if not isinstance(secret, dict):
+            raise ConfigurationError("a secret file must hold a JSON object")
+        if "time_zone" in secret:
+            raise ConfigurationError("time_zone is set in the connection file, not in its secret")
+        backend = str(secret.get("backend", "accounting_interface"))
+    if spec.get("backend", backend) != backend:
+        raise ConfigurationError(
+            f"the connection file says backend {spec['backend']!r} but its secret is {backend!r}"
+        )
+    name = spec.get("name")
+    entry = check_jobs(parse_entry(spec | {"backend": backend}, f"connection {name!r}"))
+    login = parse_secret(entry.name, secret, entry) if secret is not None else None
+    return entry, login
+
+
+def _registered(admin: Admin, name: str) -> ConnectionEntry:
+    entry = admin.registry.get(name)
+    if entry is None:
+        raise ConfigurationError(f"connection {name!r} is not registered")
+    return entry
+
+
+def _stored_login(admin: Admin, entry: ConnectionEntry) -> AnyConnection:
+    try:
+        text = admin.secrets.get_secret_value(SecretId=admin.secret_id(entry.name))["SecretString"]
+    except admin.secrets.exceptions.ResourceNotFoundException:
+        raise ConfigurationError(
+            f"connection {entry.name!r} has no secret {admin.secret_id(entry.name)!r}; update it with --secret-file"
+        ) from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise ConfigurationError(f"secret of connection {entry.name!r} is not valid JSON") from None
+    return parse_secret(entry.name, value, entry)
+
+
+def _must_pass(admin: Admin, entry: ConnectionEntry, login: AnyConnection) -> None:
+    checks = admin.check(entry, login)
+    if not all(c.ok for c in checks):
+        raise ChecksFailed(entry.name, checks)
+
+
+def _write_secret(admin: Admin, name: str, secret: Any) -> None:
+    """Create the secret, or put a new value in the one that exists (a re-run after a crash, an
+    update), restoring one that a removal scheduled for deletion."""
+    text, secrets, secret_id = json.dumps(secret), admin.secrets, admin.secret_id(name)
+    try:
+        secrets.create_secret(Name=secret_id, SecretString=text, Description=f"ConnectWise connection {name}")
+        return
+    except secrets.exceptions.ResourceExistsException:
+        pass
+    except secrets.exceptions.InvalidRequestException as exc:
+        if "deletion" not in str(exc):
+            raise
+        secrets.restore_secret(SecretId=secret_id)
+    secrets.put_secret_value(SecretId=secret_id, SecretString=text)

@@ -1,0 +1,256 @@
+"""EventBridge Scheduler kept as the registry says: one schedule per job, in the stack's group.
+
+Reconciling a connection reads its entry as stored now (never a stream image, which may be old
+or replayed), so running it twice, late or out of order converges on the same schedules:
+* a job of an enabled connection gets an ENABLED schedule, a disabled job or connection a
+  DISABLED one (kept, so enabling it again is one update);
+* a schedule of a job or connection no longer in the registry is deleted;
+* a schedule that differs from what the job asks (edited by hand, a half-finished run) is put back.
+Scheduler's own conflicts are taken as they come: create on a name that exists updates it,
+update or delete of a name that is gone creates it or does nothing.
+"""
+
+import contextlib
+import hashlib
+import json
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from connectwise.transport import Deadline
+from tasks.connections.jobs import TASKS, job_input
+from tasks.platform.observability import logger
+from tasks.platform.registry import ConnectionEntry, Registry
+
+PREFIX = "cw-"
+SWEEP_RESERVE_SECONDS = 30.0  # a sweep stops comparing schedules this long before its deadline
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    group: str  # the stack's schedule group
+    role_arn: str  # the role Scheduler assumes to invoke the functions
+    dead_letter_arn: str  # where Scheduler puts a run it could not deliver
+    functions: dict[str, str]  # task -> the function's ARN
+    retry_attempts: int = 3
+    max_event_age_seconds: int = 6 * 3600  # a nightly run delivered later than this is dropped to the DLQ
+
+
+@dataclass
+class Changes:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    unchecked: int = 0  # left for the next sweep (its time ran out)
+
+    def add(self, other: "Changes") -> None:
+        self.created += other.created
+        self.updated += other.updated
+        self.deleted += other.deleted
+        self.unchanged += other.unchanged
+        self.unchecked += other.unchecked
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "created": len(self.created),
+            "updated": len(self.updated),
+            "deleted": len(self.deleted),
+            "unchanged": self.unchanged,
+            "unchecked": self.unchecked,
+        }
+
+
+def connection_prefix(connection: str) -> str:
+    """Every schedule name of a connection starts with this, and no other connection's does
+    (names are at most 64 characters, a connection's name alone may be 64)."""
+    return f"{PREFIX}{hashlib.sha256(connection.encode()).hexdigest()[:12]}-"
+
+
+def schedule_name(connection: str, job_id: str) -> str:
+    return connection_prefix(connection) + job_id
+
+
+def desired(entry: ConnectionEntry, settings: SchedulerSettings) -> dict[str, dict[str, Any]]:
+    """The schedules the entry asks for, by name, as CreateSchedule takes them."""
+    wanted = {}
+    for job in entry.jobs:
+        window = (
+            {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": job.flexible_window_minutes}
+            if job.flexible_window_minutes
+            else {"Mode": "OFF"}
+        )
+        wanted[schedule_name(entry.name, job.id)] = {
+            "Description": f"{entry.name} / {job.id}: {job.task}",
+            "ScheduleExpression": job.schedule,
+            "ScheduleExpressionTimezone": entry.time_zone,
+            "FlexibleTimeWindow": window,
+            "State": "ENABLED" if entry.enabled and job.enabled else "DISABLED",
+            "Target": {
+                "Arn": settings.functions[job.task],
+                "RoleArn": settings.role_arn,
+                "Input": json.dumps(job_input(entry.name, job), sort_keys=True),
+                "RetryPolicy": {
+                    "MaximumRetryAttempts": settings.retry_attempts,
+                    "MaximumEventAgeInSeconds": settings.max_event_age_seconds,
+                },
+                "DeadLetterConfig": {"Arn": settings.dead_letter_arn},
+            },
+        }
+    return wanted
+
+
+class Reconciler:
+    def __init__(self, scheduler: Any, registry: Registry, settings: SchedulerSettings) -> None:
+        self.scheduler, self.registry, self.settings = scheduler, registry, settings
+
+    def connection(self, name: str) -> Changes:
+        """One connection's schedules made as its entry is now (none if it is gone), each one
+        compared in full."""
+        entry = self.registry.get(name)
+        wanted = desired(entry, self.settings) if entry else {}
+        return self._converge(wanted, self._listed(connection_prefix(name)), Deadline())
+
+    def connections(self, names: Iterable[str]) -> Changes:
+        changes = Changes()
+        for name in sorted(set(names)):
+            changes.add(self.connection(name))
+        return changes
+
+    def sweep(self, deadline: Deadline) -> Changes:
+        """Every connection, and the group's schedules of connections no longer registered.
+        What a listing shows (a schedule missing, extra, or with another state or target) is
+        repaired for all; the rest of each schedule is compared while `deadline` allows, in a
+        random order (one GetSchedule each: 80,000 of them would outlast an invocation), so
+        successive sweeps cover them all."""
+        wanted: dict[str, dict[str, Any]] = {}
+        for entry in self.registry.scan():
+            wanted |= desired(entry, self.settings)
+        return self._converge(wanted, self._listed(PREFIX), deadline)
+
+    def _listed(self, prefix: str) -> dict[str, dict[str, Any]]:
+        pages = self.scheduler.get_paginator("list_schedules").paginate(
+            GroupName=self.settings.group, NamePrefix=prefix
+        )
+        return {s["Name"]: s for page in pages for s in page["Schedules"] if s["Name"].startswith(prefix)}
+
+    def _converge(
+        self, wanted: dict[str, dict[str, Any]], listed: dict[str, dict[str, Any]], deadline: Deadline
+    ) -> Changes:
+        changes = Changes()
+        compare = []
+        for name, spec in sorted(wanted.items()):
+            summary = listed.get(name)
+            if summary is None:
+                self._create(name, spec)
+                changes.created.append(name)
+            elif (
+                summary.get("State") != spec["State"]
+                or summary.get("Target", {}).get("Arn") != spec["Target"]["Arn"]
+            ):
+                self._update(name, spec)
+                changes.updated.append(name)
+            else:
+                compare.append(name)
+        random.shuffle(compare)
+        for name in compare:
+            if deadline.left() < SWEEP_RESERVE_SECONDS:
+                changes.unchecked += 1
+            elif self._differs(name, wanted[name]):
+                self._update(name, wanted[name])
+                changes.updated.append(name)
+            else:
+                changes.unchanged += 1
+        for name in sorted(listed.keys() - wanted.keys()):
+            with contextlib.suppress(self.scheduler.exceptions.ResourceNotFoundException):
+                self.scheduler.delete_schedule(GroupName=self.settings.group, Name=name)  # or another run did
+            changes.deleted.append(name)
+        return changes
+
+    def _create(self, name: str, spec: dict[str, Any]) -> None:
+        try:
+            self.scheduler.create_schedule(GroupName=self.settings.group, Name=name, **spec)
+        except self.scheduler.exceptions.ConflictException:
+            self._update(name, spec)  # another run created it meanwhile: make it ours
+
+    def _update(self, name: str, spec: dict[str, Any]) -> None:
+        try:
+            self.scheduler.update_schedule(GroupName=self.settings.group, Name=name, **spec)
+        except self.scheduler.exceptions.ResourceNotFoundException:
+            self.scheduler.create_schedule(GroupName=self.settings.group, Name=name, **spec)
+
+    def _differs(self, name: str, spec: dict[str, Any]) -> bool:
+        try:
+            present = self.scheduler.get_schedule(GroupName=self.settings.group, Name=name)
+        except self.scheduler.exceptions.ResourceNotFoundException:
+            return True
+        return any(_normal(present.get(key)) != _normal(value) for key, value in spec.items())
+
+
+class StreamKeys(BaseModel):
+    Keys: dict[str, dict[str, str]]
+
+
+class StreamRecord(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # the reconciler reads only the key
+
+    dynamodb: StreamKeys
+
+    @property
+    def connection(self) -> str:
+        name = self.dynamodb.Keys.get("name", {}).get("S")
+        if not name:
+            raise ValueError("a stream record without the registry's key (name)")
+        return name
+
+
+class ReconcileRequest(BaseModel):
+    """The registry's stream records (the connections to reconcile), or the daily sweep."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    Records: list[StreamRecord] = Field(default_factory=list)
+    sweep: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        if self.sweep == bool(self.Records):
+            raise ValueError('expected stream records or {"sweep": true}, not both or neither')
+        for record in self.Records:
+            _ = record.connection
+        return self
+
+
+def reconcile(request: ReconcileRequest, reconciler: Reconciler, deadline: Deadline) -> dict[str, Any]:
+    """The stream's connections, each read as it is now (never as the record was), or the sweep."""
+    if request.sweep:
+        changes = reconciler.sweep(deadline)
+    else:
+        changes = reconciler.connections(record.connection for record in request.Records)
+    summary = changes.summary()
+    logger.info("schedules reconciled", extra={"schedules": summary})
+    return summary
+
+
+def _normal(value: Any) -> Any:
+    """Compared as JSON text (Input compared as the JSON it holds, so key order never matters)."""
+    if isinstance(value, dict):
+        value = {k: (json.loads(v) if k == "Input" else v) for k, v in value.items()}
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def scheduler_settings(environ: dict[str, str]) -> SchedulerSettings:
+    """From the reconciler's environment (template.yaml)."""
+    functions = json.loads(environ["TASK_FUNCTIONS"])
+    missing = sorted(set(TASKS) - set(functions))
+    if missing:
+        raise ValueError(f"TASK_FUNCTIONS lacks {', '.join(missing)}")
+    return SchedulerSettings(
+        group=environ["SCHEDULE_GROUP"],
+        role_arn=environ["SCHEDULER_ROLE_ARN"],
+        dead_letter_arn=environ["SCHEDULER_DEAD_LETTER_ARN"],
+        functions=functions,
+    )
