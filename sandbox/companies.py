@@ -150,15 +150,17 @@ class Companies:
         """The company, and whether it is new. Adding it again with the same parameters changes
         nothing; with others it is a CompanyConflict. Bad parameters are a ValueError naming them;
         parameters left out are the server's (the seed derived from it)."""
-        spec = self.spec(company, seed, sizes or {})
+        spec = self._spec(company, seed, sizes or {})
         key, marker = company.lower(), company_marker(company)
         with self._lock:
             existing = self._by_key.get(key)
             if existing is not None:
-                if replace(spec, company=existing.spec.company) != existing.spec:
+                had, asked = existing.spec.describe(), spec.describe()
+                differ = [name for name in ("seed", *asdict(spec.sizes)) if had[name] != asked[name]]
+                if differ:
                     raise CompanyConflict(
-                        f"company {existing.spec.company!r} exists with {existing.spec.describe()}; "
-                        f"asked for {spec.describe()}"
+                        f"company {existing.spec.company!r} exists with "
+                        + ", ".join(f"{name} {had[name]} (asked for {asked[name]})" for name in differ)
                     )
                 return existing, False
             if marker in self._markers:
@@ -171,7 +173,7 @@ class Companies:
                 self._markers[marker] = company
             return added, True
 
-    def spec(self, company: str, seed: object, sizes: Mapping[str, Any]) -> CompanySpec:
+    def _spec(self, company: str, seed: object, sizes: Mapping[str, Any]) -> CompanySpec:
         check_company_id(company)
         unknown = sorted(set(sizes) - {f.name for f in fields(Sizes)})
         if unknown:

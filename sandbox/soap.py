@@ -2,10 +2,10 @@
 
 Serves the bundled WSDLs (sandbox/soap_wsdl.py) and answers their operations over SOAP 1.1 and
 SOAP 1.2 (sandbox/soap_envelope.py) from the same companies, invoices and purchase orders as the
-Accounting Interface side of the ConnectWise company the credentials name (CompanyId, matched
-without case); a payment there moves the invoice's LastUpdated. Response elements
-follow the bundled WSDL's sequences, read from the WSDL itself. Bad credentials, unknown reports
-and malformed conditions get SOAP faults; an operation a WSDL declares that the sandbox does not
+Accounting Interface side of the ConnectWise company the credentials' CompanyId names (matched
+without case); a payment there moves the invoice's LastUpdated. Response elements follow the
+bundled WSDL's sequences, read from the WSDL itself. Bad credentials, unknown reports and
+malformed conditions get SOAP faults; an operation a WSDL declares that the sandbox does not
 answer gets a fault naming it.
 """
 
