@@ -1,4 +1,5 @@
-"""`python -m sandbox --port N --seed S`: run the ConnectWise sandbox until interrupted."""
+"""`python -m sandbox --port N --seed S [--companies acme,globex]`: run the ConnectWise sandbox
+until interrupted."""
 
 import argparse
 import contextlib
@@ -6,8 +7,8 @@ import signal
 import sys
 import threading
 
-from sandbox.accounting import AccountingInterface, Credentials
-from sandbox.data import generate
+from sandbox.companies import CompanyConflict, Sizes, accounting_credentials
+from sandbox.company_ids import DEFAULT_COMPANY, check_company_id
 from sandbox.server import SandboxServer
 
 
@@ -19,25 +20,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--invoices", type=int, default=40)
     parser.add_argument("--expenses", type=int, default=10)
     parser.add_argument("--purchases", type=int, default=8)
+    parser.add_argument(
+        "--companies",
+        type=_company_list,
+        default=[],
+        help="more companies (comma list), each with the same sizes and its own seed and logins",
+    )
     args = parser.parse_args(argv)
     if not args.host.startswith("127.") and args.host not in {"localhost", "::1"}:
         parser.error("the sandbox only binds loopback addresses")
 
-    site = generate(args.seed, invoices=args.invoices, expenses=args.expenses, purchases=args.purchases)
-    credentials = Credentials()
-    server = SandboxServer(AccountingInterface(site, credentials), args.host, args.port)
+    sizes = Sizes(args.invoices, args.expenses, args.purchases)
+    try:
+        server = SandboxServer(args.seed, sizes, args.host, args.port, companies=args.companies)
+    except CompanyConflict as exc:
+        parser.error(str(exc))
+    credentials = accounting_credentials(DEFAULT_COMPANY)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     server.start()
+    more = len(server.companies.all()) - 1
     print(
         f"sandbox listening on {server.site_address} (seed {args.seed}, {args.invoices} invoices); "
-        f"company={credentials.company} username={credentials.username}",
+        f"company={credentials.company} username={credentials.username}"
+        + (f"; and {more} more companies" if more else ""),
         flush=True,
     )
     with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
     server.stop()
     return 0
+
+
+def _company_list(text: str) -> list[str]:
+    try:
+        return [check_company_id(name.strip()) for name in text.split(",") if name.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
   is capped at the total (the overage is discarded), and the paid date is only set once the
   invoice is fully paid. An unknown invoice number gets "Cannot find Invoice Number X"; numbers
   are matched without case, as ConnectWise's database compares them.
+* The login's company id is matched without case (sandbox/company_ids.py), the rest exactly.
 """
 
 import threading
@@ -19,6 +20,7 @@ from decimal import Decimal
 
 from connectwise.accounting_interface import wire
 from sandbox import documents
+from sandbox.company_ids import same_company
 from sandbox.data import Expense, Invoice, PurchaseReceipt, Site
 
 Reply = tuple[int, bytes]
@@ -44,6 +46,7 @@ class AccountingInterface:
         self.invoices_by_number = {invoice.number.upper(): invoice for invoice in site.invoices}
         self.payment_updates = 0
         self.exports = 0  # exports of unposted records, through either side
+        self.calls = 0  # GL page requests answered (the login accepted)
         self._payment_ids = iter(range(90001, 10**9))
 
     def new_payment_id(self) -> int:
@@ -52,7 +55,7 @@ class AccountingInterface:
     def handle(self, form: Mapping[str, str]) -> Reply:
         """Answer one POST of the GL page."""
         if (
-            form.get(wire.COMPANY) != self.credentials.company
+            not same_company(form.get(wire.COMPANY, ""), self.credentials.company)
             or form.get(wire.USERNAME) != self.credentials.username
             or form.get(wire.PASSWORD) != self.credentials.password
         ):
@@ -60,6 +63,7 @@ class AccountingInterface:
         action = form.get(wire.ACTION)
         try:
             with self.lock:
+                self.calls += 1
                 if action == wire.EXPORT:
                     return 200, self.export(form)
                 if action == wire.RECREATE:

@@ -166,15 +166,19 @@ _PRODUCTS = (
 )
 
 
-def generate(seed: int = 1, invoices: int = 40, expenses: int = 10, purchases: int = 8) -> Site:
+def generate(
+    seed: int = 1, invoices: int = 40, expenses: int = 10, purchases: int = 8, marker: str = ""
+) -> Site:
+    """The site of one seed. A `marker` (another company's, sandbox/companies.py) leads its invoice
+    numbers (`<marker>-30001`, else `CW-30001`) and ends its customers' and vendors' names."""
     rng = random.Random(seed)
     next_entry = iter(range(1000, 10**9))
 
     def entries(n: int = 1) -> list[int]:
         return [next(next_entry) for _ in range(n)]
 
-    customers = [_company(rng, 100 + i, vendor=False) for i in range(max(3, invoices // 20 + 3))]
-    vendors = [_company(rng, 900 + i, vendor=True) for i in range(3)]
+    customers = [_company(rng, 100 + i, False, marker) for i in range(max(3, invoices // 20 + 3))]
+    vendors = [_company(rng, 900 + i, True, marker) for i in range(3)]
     members = [
         Member(f"m{i:02d}", rng.choice(("Ann", "Bo", "Cy", "Di")), rng.choice(("Lee", "Ng", "Ray")))
         for i in range(4)
@@ -200,7 +204,7 @@ def generate(seed: int = 1, invoices: int = 40, expenses: int = 10, purchases: i
         site_invoices.append(
             Invoice(
                 id=invoice_id,
-                number=f"CW-{invoice_id}",
+                number=f"{marker or 'CW'}-{invoice_id}",
                 company=company,
                 location=rng.choice(LOCATIONS),
                 date=BASE_DATE + timedelta(days=rng.randint(0, 59)),
@@ -270,8 +274,8 @@ def generate(seed: int = 1, invoices: int = 40, expenses: int = 10, purchases: i
     )
 
 
-def _company(rng: random.Random, company_id: int, vendor: bool) -> Company:
-    name = f"{rng.choice(_NAMES)} {rng.choice(_SUFFIXES)} {company_id}"
+def _company(rng: random.Random, company_id: int, vendor: bool, marker: str) -> Company:
+    name = f"{rng.choice(_NAMES)} {rng.choice(_SUFFIXES)} {company_id}" + (f" {marker}" if marker else "")
     country, currency, city, state, postal = rng.choice(
         (
             ("United States", "USD", "Tampa", "FL", "33618"),

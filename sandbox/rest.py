@@ -5,8 +5,10 @@ here takes its GL entries out of the legacy unposted lists and a legacy update t
 these, and both sides see the same invoice payment.
 
 ConnectWise's rules as the sandbox keeps them (see ../shared/reference/rest_api.md):
-* Basic auth `company+publicKey:privateKey` and a registered `clientId` header, else 401 with
-  the error JSON; `GET /login/companyinfo/{company}` answers the codebase, or `null`.
+* Basic auth `company+publicKey:privateKey` (the company id matched without case) and a
+  registered `clientId` header, else 401 with the error JSON; `GET /login/companyinfo/{company}`
+  answers the codebase, or `null`. One RestApi serves one company; the server picks it by
+  `company_named`.
 * Lists answer `conditions` (the REST dialect of sandbox.conditions), `orderBy`, `fields`,
   navigable or forward-only paging and `/count` as sandbox.rest_paging describes; the record
   endpoints are in sandbox.rest_records, the reports in sandbox.rest_reports.
@@ -32,10 +34,20 @@ from urllib.parse import parse_qsl
 from connectwise import jsonmoney
 from sandbox import rest_documents, rest_records, rest_reports
 from sandbox.accounting import AccountingInterface
+from sandbox.company_ids import same_company
 from sandbox.data import Expense, Invoice, PurchaseReceipt
 from sandbox.rest_paging import MAX_PAGE_SIZE, ApiError, Reply, clean, count, page, single
 
-__all__ = ["API_PREFIX", "MAX_PAGE_SIZE", "MEDIA_TYPE", "ApiError", "Reply", "RestApi", "RestCredentials"]
+__all__ = [
+    "API_PREFIX",
+    "MAX_PAGE_SIZE",
+    "MEDIA_TYPE",
+    "ApiError",
+    "Reply",
+    "RestApi",
+    "RestCredentials",
+    "company_named",
+]
 
 API_PREFIX = "/v4_6_release/apis/3.0"
 MEDIA_TYPE = "application/vnd.connectwise.com+json; version=2025.1"
@@ -79,8 +91,7 @@ class RestApi:
         path, _, query_text = target.partition("?")
         query = dict(parse_qsl(query_text, keep_blank_values=True))
         if path.lower().startswith("/login/companyinfo/"):
-            company = path.rsplit("/", 1)[1]
-            known = company.lower() == self.credentials.company.lower()
+            known = same_company(company_named(target, headers), self.credentials.company)
             info = {
                 "CompanyName": "Sandbox MSP",
                 "Codebase": "v4_6_release/",
@@ -109,13 +120,8 @@ class RestApi:
 
     def _authenticate(self, headers: Mapping[str, str]) -> None:
         creds = self.credentials
-        expected = f"{creds.company}+{creds.public_key}:{creds.private_key}"
-        given = headers.get("authorization", "")
-        try:
-            decoded = base64.b64decode(given.removeprefix("Basic "), validate=True).decode()
-        except ValueError:
-            decoded = ""
-        if not given.startswith("Basic ") or decoded != expected:
+        company, _, keys = _basic_login(headers).partition("+")
+        if not same_company(company, creds.company) or keys != f"{creds.public_key}:{creds.private_key}":
             raise ApiError(401, "Unauthorized", "UserNotAuthenticated")
         if headers.get("clientid") != creds.client_id:
             raise ApiError(401, "Unauthorized", "A registered clientId header is required")
@@ -363,6 +369,26 @@ class RestApi:
         invoice.extra_payments.append((self.accounting.new_payment_id(), amount, moment))
         self.accounting.payment_updates += 1
         return self._payments(invoice)[-1]
+
+
+def company_named(target: str, headers: Mapping[str, str]) -> str:
+    """The company a request names: the one `/login/companyinfo/{company}` asks about, else the
+    one of its Basic login ("" for none)."""
+    path = target.partition("?")[0]
+    if path.lower().startswith("/login/companyinfo/"):
+        return path.rsplit("/", 1)[1]
+    return _basic_login(headers).partition("+")[0]
+
+
+def _basic_login(headers: Mapping[str, str]) -> str:
+    """`company+public:private` from the Authorization header, "" if it holds no Basic login."""
+    given = headers.get("authorization", "")
+    if not given.startswith("Basic "):
+        return ""
+    try:
+        return base64.b64decode(given.removeprefix("Basic "), validate=True).decode()
+    except ValueError:
+        return ""
 
 
 def _body(payload: Any) -> dict[str, Any]:

@@ -1,4 +1,10 @@
-"""HTTP front of the sandbox: the GL page, SOAP, the REST API, a control API for faults, and a state view.
+"""HTTP front of the sandbox: the GL page, SOAP, the REST API, a control API, and state views.
+
+One sandbox serves many ConnectWise companies (sandbox/companies.py): every ConnectWise request is
+answered from the company its credentials name (the GL page's CompanyName, SOAP's CompanyId, the
+REST Basic login's company, the company of `/login/companyinfo/{company}`), matched without case.
+A wrong password for a company, or a company this sandbox does not serve, gets the error that
+interface gives for bad credentials (PsaError, SOAP fault, REST 401, companyinfo `null`).
 
 Control API (loopback only, not part of ConnectWise):
 * `POST /_sandbox/faults` JSON: `latency_ms`, `statuses` (answer the next requests with these
@@ -8,17 +14,26 @@ Control API (loopback only, not part of ConnectWise):
   (those three faults only for requests of these HTTP methods), `max_per_second` (answer 429
   with `Retry-After: 1` above that many GL-page requests a second), `redirect_to` (answer the next
   request with a 307 to that URL), `second_payment` (REST: a POST creates another payment on an
-  invoice that has one, as ConnectWise might, instead of refusing it).
-* `GET /_sandbox/state`: unposted invoice numbers, posted GL entry count, batches, and how many
-  requests the rate limit answered with 429.
-* `GET /_sandbox/invoices`: every invoice's number, total, paid amount and paid date.
+  invoice that has one, as ConnectWise might, instead of refusing it). Faults are server-wide:
+  they hit every company's requests.
+* `POST /_sandbox/companies` JSON `{"company": "acme", "seed": 7, "invoices": 40, "expenses": 10,
+  "purchases": 8}` (all but `company` optional: the server's sizes, a seed derived from the
+  server's): adds a company, 201 with its parameters and `invoice_prefix`; the same again (its id
+  in any case) is 200 and changes nothing; other parameters for it are a 409, as is an id whose
+  invoice prefix another company has; a malformed body or value is a 400 naming it.
+* `GET /_sandbox/state?company=C`: unposted invoice numbers, posted GL entry count, batches, and
+  how many requests the rate limit answered with 429 (server-wide).
+* `GET /_sandbox/invoices?company=C`: every invoice's number, total, paid amount and paid date.
+  Both views default to company `sandbox`; a company not served is a 404 naming it.
+* `GET /_sandbox/calls`: per company, the ConnectWise calls answered with its data (the login
+  accepted) by interface: `{"sandbox": {"gl": 3, "soap": 0, "rest": 12}, "acme": {...}}`.
 """
 
 import json
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -27,9 +42,10 @@ from urllib.parse import parse_qsl, urlsplit
 from connectwise import jsonmoney
 from connectwise.accounting_interface import wire
 from sandbox import soap
-from sandbox.accounting import AccountingInterface, Credentials
-from sandbox.data import generate
-from sandbox.rest import API_PREFIX, MEDIA_TYPE, RestApi
+from sandbox.accounting import AccountingInterface
+from sandbox.companies import DEFAULT_SIZES, Companies, CompanyConflict, Sizes
+from sandbox.company_ids import DEFAULT_COMPANY
+from sandbox.rest import API_PREFIX, MEDIA_TYPE, RestApi, company_named
 
 
 @dataclass
@@ -82,14 +98,32 @@ class Faults:
 class SandboxServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, accounting: AccountingInterface, host: str = "127.0.0.1", port: int = 0) -> None:
-        super().__init__((host, port), _Handler)
-        self.accounting = accounting
-        self.rest = RestApi(accounting)
+    def __init__(
+        self,
+        seed: int = 1,
+        sizes: Sizes = DEFAULT_SIZES,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        companies: Iterable[str] = (),
+    ) -> None:
+        """A sandbox serving company `sandbox` (the seed and sizes) and `companies` (the same
+        sizes, seeds derived from the seed); more can be added through the control API."""
         self.faults = Faults()
-        self.rest.second_payment = lambda: self.faults.second_payment
+        self.companies = Companies(seed, sizes, second_payment=lambda: self.faults.second_payment)
+        for company in companies:  # before binding: a bad id leaves no socket open
+            self.companies.add(company)
+        super().__init__((host, port), _Handler)
         self.requests_seen = 0
         self._thread: threading.Thread | None = None
+
+    @property
+    def accounting(self) -> AccountingInterface:
+        """Company `sandbox`'s Accounting Interface (its state, shared with its REST and SOAP)."""
+        return self.companies.default.accounting
+
+    @property
+    def rest(self) -> RestApi:
+        return self.companies.default.rest
 
     @property
     def site_address(self) -> str:
@@ -106,9 +140,9 @@ class SandboxServer(ThreadingHTTPServer):
         self.server_close()
 
 
-def start_sandbox(seed: int = 1, port: int = 0, **sizes: int) -> SandboxServer:
+def start_sandbox(seed: int = 1, port: int = 0, companies: Iterable[str] = (), **sizes: int) -> SandboxServer:
     """Start a sandbox in a background thread of this process (for tests and the local run)."""
-    return SandboxServer(AccountingInterface(generate(seed, **sizes), Credentials()), port=port).start()
+    return SandboxServer(seed, Sizes(**sizes), port=port, companies=companies).start()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -125,34 +159,27 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: the sandbox's callers print what matters."""
 
     def do_GET(self) -> None:
+        path = urlsplit(self.path).path
         if self._is_rest():
             self._rest()
         elif "/apis/" in self.path.lower() and urlsplit(self.path).query.lower() == "wsdl":
             host = self.headers.get("Host") or self.server.site_address
-            self._reply(*soap.wsdl_for(urlsplit(self.path).path, host))
-        elif urlsplit(self.path).path == "/_sandbox/state":
-            accounting = self.server.accounting
-            with accounting.lock:
-                state = {
-                    "posted_entries": len(accounting.posted),
-                    "batches": sorted(set(accounting.posted.values())),
-                    "throttled": self.server.faults.throttled,
-                }
-            state["unposted_invoices"] = accounting.unposted_invoice_numbers()
-            self._reply(200, json.dumps(state).encode(), "application/json")
-        elif urlsplit(self.path).path == "/_sandbox/invoices":
-            with self.server.accounting.lock:
-                invoices = [
-                    {
-                        "number": i.number,
-                        "total": str(i.total),
-                        "paid_amount": str(i.paid_amount + sum(a for _, a, _ in i.extra_payments)),
-                        "payments": (i.payment_id is not None) + len(i.extra_payments),
-                        "date_paid": i.paid_date.isoformat() if i.paid_date else None,
-                    }
-                    for i in self.server.accounting.site.invoices
-                ]
-            self._reply(200, json.dumps(invoices).encode(), "application/json")
+            self._reply(*soap.wsdl_for(path, host))
+        elif path == "/_sandbox/calls":
+            calls = {c.spec.company: c.calls() for c in self.server.companies.all()}
+            self._reply(200, json.dumps(calls).encode(), "application/json")
+        elif path in ("/_sandbox/state", "/_sandbox/invoices"):
+            query = dict(parse_qsl(urlsplit(self.path).query))
+            name = query.get("company", DEFAULT_COMPANY)
+            company = self.server.companies.find(name)
+            if company is None:
+                self._reply(404, f"no company {name[:40]!r} in this sandbox".encode(), "text/plain")
+                return
+            if path == "/_sandbox/state":
+                view: Any = _state(company.accounting, self.server.faults.throttled)
+            else:
+                view = _invoices(company.accounting)
+            self._reply(200, json.dumps(view).encode(), "application/json")
         else:
             self._reply(404, b"not found", "text/plain")
 
@@ -177,6 +204,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self._reply(204, b"", "text/plain")
             return
+        if path == "/_sandbox/companies":
+            self._add_company(body)
+            return
         if "/apis/" in path.lower():
             self.server.requests_seen += 1
             self._with_faults(self._soap, body)
@@ -198,7 +228,11 @@ class _Handler(BaseHTTPRequestHandler):
 
         def answer(request: bytes) -> tuple[int, bytes, dict[str, str]]:
             headers = {name.lower(): value for name, value in self.headers.items()}
-            reply = self.server.rest.handle(self.command, self.path, headers, request, host)
+            # A request naming no company here goes to the default company's API, which refuses
+            # it exactly as it refuses a wrong key (and answers `null` for its companyinfo).
+            company = self.server.companies.find(company_named(self.path, headers))
+            api = (company or self.server.companies.default).rest
+            reply = api.handle(self.command, self.path, headers, request, host)
             text = b"" if reply.status == 204 else jsonmoney.dumps(reply.body)
             return reply.status, text, reply.headers
 
@@ -247,20 +281,27 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _accounting(self, body: bytes) -> tuple[int, bytes, dict[str, str]]:
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-        return (*self.server.accounting.handle(form), {})
+        # As for REST: a login naming no company here is refused by the default company's page.
+        company = self.server.companies.find(form.get(wire.COMPANY, ""))
+        return (*(company or self.server.companies.default).accounting.handle(form), {})
 
     def _soap(self, body: bytes) -> tuple[int, bytes, dict[str, str]]:
         path, content_type = urlsplit(self.path).path, self.headers.get("Content-Type", "")
-        with self.server.accounting.lock:
-            status, reply, media_type = soap.handle(
-                self.server.accounting.site,
-                soap.IntegratorCredentials(),
-                path,
-                content_type,
-                self.headers.get("SOAPAction"),
-                body,
-            )
+        status, reply, media_type = soap.handle(
+            self.server.companies.soap_site, path, content_type, self.headers.get("SOAPAction"), body
+        )
         return status, reply, {"Content-Type": media_type}
+
+    def _add_company(self, body: bytes) -> None:
+        try:
+            company, added = self.server.companies.add_request(json.loads(body))
+        except ValueError as exc:  # also malformed JSON
+            self._reply(400, str(exc).encode(), "text/plain")
+            return
+        except CompanyConflict as exc:
+            self._reply(409, str(exc).encode(), "text/plain")
+            return
+        self._reply(201 if added else 200, json.dumps(company.spec.describe()).encode(), "application/json")
 
     def _reply(
         self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
@@ -275,3 +316,27 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout test); nothing to tell it
+
+
+def _state(accounting: AccountingInterface, throttled: int) -> dict[str, Any]:
+    with accounting.lock:
+        state: dict[str, Any] = {
+            "posted_entries": len(accounting.posted),
+            "batches": sorted(set(accounting.posted.values())),
+            "throttled": throttled,  # server-wide, as the faults are
+        }
+    return state | {"unposted_invoices": accounting.unposted_invoice_numbers()}
+
+
+def _invoices(accounting: AccountingInterface) -> list[dict[str, Any]]:
+    with accounting.lock:
+        return [
+            {
+                "number": i.number,
+                "total": str(i.total),
+                "paid_amount": str(i.paid_amount + sum(a for _, a, _ in i.extra_payments)),
+                "payments": (i.payment_id is not None) + len(i.extra_payments),
+                "date_paid": i.paid_date.isoformat() if i.paid_date else None,
+            }
+            for i in accounting.site.invoices
+        ]

@@ -2,12 +2,14 @@
 
 Serves the bundled WSDLs (sandbox/soap_wsdl.py) and answers their operations over SOAP 1.1 and
 SOAP 1.2 (sandbox/soap_envelope.py) from the same companies, invoices and purchase orders as the
-Accounting Interface side; a payment there moves the invoice's LastUpdated. Response elements
-follow the bundled WSDL's sequences, read from the WSDL itself. Bad credentials, unknown reports
-and malformed conditions get SOAP faults; an operation a WSDL declares that the sandbox does not
+Accounting Interface side of the ConnectWise company the credentials' CompanyId names (matched
+without case); a payment there moves the invoice's LastUpdated. Response elements follow the
+bundled WSDL's sequences, read from the WSDL itself. Bad credentials, unknown reports and
+malformed conditions get SOAP faults; an operation a WSDL declares that the sandbox does not
 answer gets a fault naming it.
 """
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -18,6 +20,7 @@ from xml.etree import ElementTree as ET
 
 from connectwise.safexml import parse_xml
 from connectwise.soap.client import ENTITIES, WSDL_DIR
+from sandbox.company_ids import same_company
 from sandbox.conditions import ConditionsError, parse
 from sandbox.data import Site
 from sandbox.soap_envelope import CW, RECEIVER, SOAP11, Fault, Reply, Request, fault_reply, read, reply
@@ -35,6 +38,17 @@ class IntegratorCredentials:
     password: str = "sandbox-integrator"  # noqa: S105 - the loopback sandbox's well-known login
 
 
+@dataclass
+class SoapSite:
+    """One company as the SOAP side serves it: its site, its integrator login and the lock its
+    state is changed under (shared with its other interfaces)."""
+
+    site: Site
+    credentials: IntegratorCredentials
+    lock: threading.Lock
+    calls: int = 0  # requests answered with its data (the login accepted)
+
+
 def wsdl_for(path: str, host: str) -> Reply:
     """`GET <path>?wsdl`: the API's WSDL, its ports at http://<host><path>; 404 for an API not served."""
     api = api_at(path)
@@ -44,14 +58,14 @@ def wsdl_for(path: str, host: str) -> Reply:
 
 
 def handle(
-    site: Site,
-    credentials: IntegratorCredentials,
+    find: Callable[[str], SoapSite | None],
     path: str,
     content_type: str,
     soap_action: str | None,
     body: bytes,
 ) -> Reply:
-    """A SOAP 1.1 or 1.2 request to `path` in, the reply (or fault) in the request's version out."""
+    """A SOAP 1.1 or 1.2 request to `path` in, the reply (or fault) in the request's version out,
+    answered from the company its credentials name (`find` knows the companies by id)."""
     api = api_at(path)
     if api is None:
         return Reply(404, not_served(path).encode(), NOT_FOUND)
@@ -62,8 +76,11 @@ def handle(
     try:
         if request.operation not in operations(api):
             raise Fault(f"{request.operation} is not an operation of the {api.name} {api.version}")
-        _authenticate(request.fields.get("credentials"), credentials)
-        return reply(request.version, _answer(site, request))
+        company = _authenticate(request.fields.get("credentials"), find)
+        with company.lock:
+            company.calls += 1
+            answer = _answer(company.site, request)
+        return reply(request.version, answer)
     except Fault as fault:
         return fault_reply(request.version, fault)
     except Exception as exc:  # a sandbox bug still reaches the caller as a fault it can read
@@ -80,16 +97,19 @@ def _answer(site: Site, request: Request) -> ET.Element:
     return response
 
 
-def _authenticate(element: ET.Element | None, expected: IntegratorCredentials) -> None:
+def _authenticate(element: ET.Element | None, find: Callable[[str], SoapSite | None]) -> SoapSite:
     children = [] if element is None else list(element)
     given = {child.tag.removeprefix(f"{{{CW}}}"): child.text or "" for child in children}
-    if given.get("CompanyId") != expected.company:
+    company = find(given.get("CompanyId", ""))
+    if company is None or not same_company(given.get("CompanyId", ""), company.credentials.company):
         raise Fault("Cannot find company in connectwise")
+    expected = company.credentials
     if (
         given.get("IntegratorLoginId") != expected.login_id
         or given.get("IntegratorPassword") != expected.password
     ):
         raise Fault("Username or password is incorrect")
+    return company
 
 
 # Records, as the Find operations and reports see them

@@ -5,7 +5,7 @@ connection registered through the admin path, its secret holding the sandbox's l
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -70,10 +70,12 @@ class LocalEnvironment:
 
 
 @contextmanager
-def sandbox_process(seed: int = 1, invoices: int = 40) -> Iterator[str]:
-    """`python -m sandbox` on a free loopback port; yields host:port."""
+def sandbox_process(seed: int = 1, invoices: int = 40, companies: Sequence[str] = ()) -> Iterator[str]:
+    """`python -m sandbox` on a free loopback port, serving `companies` besides `sandbox`; yields
+    host:port."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--port", "0", "--seed", str(seed), "--invoices", str(invoices)],
+        [sys.executable, "-m", "sandbox", "--port", "0", "--seed", str(seed), "--invoices", str(invoices)]
+        + (["--companies", ",".join(companies)] if companies else []),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -195,3 +197,30 @@ def _observe_events(stack: Stack) -> str:
     )
     events.put_targets(Rule="local-observer", EventBusName=bus, Targets=[{"Id": "observer", "Arn": arn}])
     return str(url)
+
+
+def sandbox_login(backend: str, company: str = "sandbox") -> dict[str, Any]:
+    """The secret's login fields for `company` of the sandbox on `backend` (the shape of
+    SANDBOX_LOGINS[backend]; sandbox/companies.py has the pattern). Its invoice numbers start with
+    `sandbox.company_ids.invoice_prefix(company)`."""
+    # Imported here, not at the top: the harness runs the sandbox in another process.
+    from sandbox.companies import accounting_credentials, integrator_credentials, rest_credentials
+
+    if backend == "accounting_interface":
+        login, integrator = accounting_credentials(company), integrator_credentials(company)
+        return {
+            "company": login.company,
+            "username": login.username,
+            "password": login.password,
+            "integrator": {"login_id": integrator.login_id, "password": integrator.password},
+        }
+    if backend == "rest":
+        keys = rest_credentials(company)
+        return {
+            "backend": "rest",
+            "company": keys.company,
+            "public_key": keys.public_key,
+            "private_key": keys.private_key,
+            "client_id": keys.client_id,
+        }
+    raise ValueError(f"unknown backend {backend!r}: one of {', '.join(BACKENDS)}")
