@@ -230,7 +230,11 @@ def poll_stream(stack: Stack, table_logical_id: str, function_logical_id: str) -
                 else {"ShardIteratorType": "TRIM_HORIZON"}
             ),
         )["ShardIterator"]
-        records = streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
+        records: list[dict[str, Any]] = []
+        while iterator:
+            reply = streams.get_records(ShardIterator=iterator, Limit=1000)
+            records += reply["Records"]
+            iterator = reply.get("NextShardIterator") if reply["Records"] else None
         for start in range(0, len(records), 100):  # BatchSize in template.yaml
             batch = records[start : start + 100]
             event = {"Records": [r | {"eventSourceARN": arn} for r in batch]}
