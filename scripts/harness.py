@@ -53,9 +53,13 @@ class LocalEnvironment:
     observer_url: str
     connection: str = CONNECTION
     backend: str = "accounting_interface"
+    company: str = "sandbox"  # the sandbox company its secret logs in to
+    # Events drained for the other connections of a stack they share (one dict for all of them).
+    others: dict[str, list[dict[str, Any]]] | None = None
 
     def events(self) -> list[dict[str, Any]]:
-        """Events the functions published, in order (drained from the observer queue)."""
+        """Events the functions published, in order (drained from the observer queue); with
+        `others`, only this connection's (the rest kept there for theirs)."""
         sqs = self.stack.client("sqs")
         seen: list[dict[str, Any]] = []
         while True:
@@ -63,10 +67,15 @@ class LocalEnvironment:
                 "Messages", []
             )
             if not batch:
-                return seen
+                break
             for message in batch:
                 seen.append(json.loads(message["Body"]))
                 sqs.delete_message(QueueUrl=self.observer_url, ReceiptHandle=message["ReceiptHandle"])
+        if self.others is None:
+            return seen
+        for event in seen:
+            self.others.setdefault(event["detail"].get("connection", ""), []).append(event)
+        return self.others.pop(self.connection, [])
 
 
 @contextmanager
@@ -181,10 +190,10 @@ def local_environment(
         stack = create_stack(endpoint, {})
         cold_start()
         register(stack, connection, SANDBOX_LOGINS[backend] | {"site": site, "use_ssl": False})
-        yield LocalEnvironment(stack, site, _observe_events(stack), connection, backend)
+        yield LocalEnvironment(stack, site, observe_events(stack), connection, backend)
 
 
-def _observe_events(stack: Stack) -> str:
+def observe_events(stack: Stack) -> str:
     """A rule on the connector's bus copying every event to a queue, so the run can show them."""
     sqs, events = stack.client("sqs"), stack.client("events")
     url = sqs.create_queue(QueueName="local-event-observer")["QueueUrl"]

@@ -1,13 +1,14 @@
-"""`make run`: the GL batch life cycle end to end, locally, with no AWS account.
+"""`make run`: one stack serving three ConnectWise connections end to end, locally, with no AWS account.
 
-For each backend (Accounting Interface, then REST) it starts moto (server mode) and the
-ConnectWise sandbox on free loopback ports, creates the resources from template.yaml, stores
-the sandbox login of that backend as the connection's secret, then runs: download -> the
-accounting system's confirmation through SQS -> update -> a second download that finds nothing
-new -> recreate, the payments, then the reports and record downloads (through SOAP with the
-legacy secret's integrator login, through REST with the REST secret). Prints a report per backend
-and one side by side, and mirrors S3 under out/<backend>/. Everything started here is stopped on exit,
-Ctrl-C or failure.
+It starts moto (server mode) and the ConnectWise sandbox on free loopback ports, the sandbox
+serving two companies seeded alike, creates the resources from template.yaml, and registers
+three connections through the admin path (each checked against ConnectWise before it is
+enabled): globex through the Accounting Interface and SOAP, and acme through REST twice, once
+per owner level (its Tampa and London books). The reconciler makes their schedules; a simulated
+night fires every one; then each connection runs: the accounting system's confirmation through
+SQS -> update -> a second download that finds nothing new -> recreate, the payments, the reports
+and record downloads again. Prints a report per connection, the two companies side by side, and
+mirrors S3 under out/. Everything started here is stopped on exit, Ctrl-C or failure.
 """
 
 import argparse
@@ -16,10 +17,16 @@ import shutil
 import sys
 from pathlib import Path
 
-from scripts.harness import BACKENDS
 from scripts.local_aws import ROOT, moto_server
-from scripts.report import print_payments, print_records, print_report, print_side_by_side
-from scripts.scenarios import run_backend
+from scripts.report import (
+    print_payments,
+    print_prefixes,
+    print_records,
+    print_registry,
+    print_report,
+    print_side_by_side,
+    side_by_side,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,18 +36,28 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the report, not the JSON logs; INFO shows them
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # nor the EMF metric lines
     shutil.rmtree(out, ignore_errors=True)
+    from scripts.scenarios import run_connections  # after the log level: the tasks' logger reads it once
+
     try:
         with moto_server() as endpoint:
-            results = [run_backend(backend, out, endpoint) for backend in BACKENDS]
+            ran = run_connections(out, endpoint)
     except KeyboardInterrupt:
         print("interrupted; everything started was stopped", file=sys.stderr)
         return 130
-    for result in results:
-        print(f"\n===== backend {result['backend']}: connection {result['connection']!r} =====")
-        print_report(result["life_cycle"], result["mirrored"], out / result["backend"])
-        print_payments(result["payments"])
-        print_records(result["records"])
-    print_side_by_side(results)
+    print_registry(ran["listing"])
+    for result in ran["connections"]:
+        owner = f", owner level {result['owner_level']}" if result["owner_level"] else ""
+        print(
+            f"\n===== connection {result['connection']!r}: company {result['company']}, "
+            f"{result['backend']}{owner} ====="
+        )
+        mirrored = [k for k in ran["mirrored"] if f"/{result['connection']}/" in k]
+        print_report(result["life_cycle"], mirrored, out)
+        if "payments" in result:
+            print_payments(result["payments"])
+            print_records(result["records"])
+    print_prefixes(ran["connections"], ran["mirrored"])
+    print_side_by_side(side_by_side(ran["connections"]))
     return 0
 
 

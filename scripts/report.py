@@ -1,6 +1,8 @@
-"""How `make run` prints what happened: one report per backend and both side by side."""
+"""How `make run` prints what happened: the registry, one report per connection, where each
+connection's outputs are, and the two companies (one per backend) side by side."""
 
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ def print_records(report: dict[str, Any]) -> None:
         f"{ran['rows']} rows, Invoice_Amount {report['report_total']} -> {ran['files'].get('csv', '-')}"
     )
     print(
-        f"\n   {'records':<16} {'first run':>10} {'total':>12} {'second run':>11}   (invoice {report['paid_invoice']} paid in between)"
+        f"\n   {'records':<16} {'first run':>10} {'total':>12} {'second run':>11}   (the payments above and invoice {report['paid_invoice']} paid in between)"
     )
     for entity in report["first"]:
         total = report["first_totals"][entity]
@@ -85,7 +87,7 @@ def print_report(report: dict[str, Any], mirrored: list[str], out: Path) -> None
     print("\nEvents published:")
     for event in report["events"]:
         print(f"   {event['detail-type']:<20} {event['batch_id'] or ''}")
-    print(f"\nS3 objects mirrored under {out}/ ({len(mirrored)}):")
+    print(f"\nS3 objects of this connection, mirrored under {out}/ ({len(mirrored)}):")
     for key in mirrored:
         print(f"   {key}")
 
@@ -105,7 +107,7 @@ def print_side_by_side(results: list[dict[str, Any]]) -> None:
             f"{n} {s}" for s, n in sorted(Counter(o["status"] for o in r["payments"]["outcomes"]).items())
         )
 
-    print("\nBoth backends side by side (same seeded site)\n")
+    print("\nBoth backends side by side (two companies seeded alike; acme's two owner levels added up)\n")
     row("", lambda r: f"{r['backend']} ({r['connection']})")
     row("batch id", lambda r: r["life_cycle"]["first_download"]["batch_id"])
     for kind in ("invoices", "expenses", "procurement"):
@@ -120,7 +122,7 @@ def print_side_by_side(results: list[dict[str, Any]]) -> None:
     row(
         "recreate (one excluded)",
         lambda r: (
-            f"{r['life_cycle']['recreate']['counts']['invoices']} invoices, {r['life_cycle']['recreate']['totals']['invoices']}"
+            f"{r['life_cycle']['recreate']['counts']['invoices']} of {r['life_cycle']['full_batch_invoices']} invoices"
         ),
     )
     row("payments", outcomes)
@@ -146,3 +148,56 @@ def print_side_by_side(results: list[dict[str, Any]]) -> None:
             return counts + (f", {total}" if total is not None else "")
 
         row(f"download {entity}", records)
+
+
+def print_registry(listing: list[dict[str, Any]]) -> None:
+    """The operator's `python -m tasks.admin list` after the simulated night."""
+    print(
+        "Connections in the registry (added through the admin path, checked against ConnectWise, enabled)\n"
+    )
+    for row in listing:
+        state = "enabled" if row["enabled"] else "DISABLED"
+        print(f"   {row['name']:<12} {row['backend']:<21} {row['time_zone']:<4} {state}")
+        for job in row["jobs"]:
+            run = job["last_run"]
+            last = f"{run['outcome']} ({run['detail']})" if run else "never run"
+            print(f"      {job['id']:<16} {job['task']:<26} {job['schedule']:<20} last run: {last}")
+
+
+def print_prefixes(results: list[dict[str, Any]], mirrored: list[str]) -> None:
+    """Every output is under its connection's prefix: objects per area and connection."""
+    areas = ("gl-batches", "records", "reports", "payments")
+    print("\nOutputs by connection (S3 keys <area>/<connection>/...)\n")
+    print(f"   {'connection':<14}" + "".join(f"{area:>12}" for area in areas))
+    for result in results:
+        name = result["connection"]
+        counts = [sum(1 for k in mirrored if k.startswith(f"{area}/{name}/")) for area in areas]
+        print(f"   {name:<14}" + "".join(f"{n:>12}" for n in counts))
+    placed = {k for k in mirrored for r in results if k.split("/")[1:2] == [r["connection"]]}
+    print(f"   objects under no connection's prefix: {len(set(mirrored) - placed)}")
+
+
+def side_by_side(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One column per company: a company's GL downloads added up over its connections (its owner
+    levels), its payments and records from the connection that ran them."""
+    columns = []
+    for company in dict.fromkeys(r["company"] for r in results):
+        own = [r for r in results if r["company"] == company]
+        full = next(r for r in own if "payments" in r)
+        firsts = [r["life_cycle"]["first_download"] for r in own]
+        first = dict(firsts[0]) | {
+            "batch_id": f"{len(firsts)} batches" if len(firsts) > 1 else firsts[0]["batch_id"],
+            "counts": {k: sum(f["counts"][k] for f in firsts) for k in firsts[0]["counts"]},
+            "totals": {k: str(sum(Decimal(f["totals"][k]) for f in firsts)) for k in firsts[0]["totals"]},
+            "gl_entry_ids": sum(f["gl_entry_ids"] for f in firsts),
+        }
+        seconds = {r["life_cycle"]["second_download"]["status"] for r in own}
+        life_cycle = full["life_cycle"] | {
+            "first_download": first,
+            "second_download": {"status": ", ".join(sorted(seconds))},
+            "ledger": [i for r in own for i in r["life_cycle"]["ledger"]],
+            "full_batch_invoices": full["life_cycle"]["first_download"]["counts"]["invoices"],
+        }
+        names = " + ".join(r["connection"] for r in own)
+        columns.append(full | {"connection": names, "life_cycle": life_cycle})
+    return columns

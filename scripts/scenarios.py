@@ -1,37 +1,47 @@
-"""What `make run` does on one backend: the GL batch life cycle, the payments, the SOAP tasks,
+"""What `make run` does: three connections of two companies registered in one stack, a simulated
+night of their schedules, then each one's GL batch life cycle, payments and reports and records,
 each through the functions' handlers as Lambda would invoke them; and the S3 mirror."""
 
 import json
 import shutil
 from collections import Counter
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from scripts.harness import CONNECTION, LocalEnvironment, job_event, local_environment
-from scripts.lambda_local import invoke, poll_sqs
-from scripts.local_aws import Stack
+from scripts.harness import (
+    DEFAULT_JOBS,
+    LocalEnvironment,
+    admin_for,
+    job_event,
+    observe_events,
+    reconcile,
+    sandbox_login,
+    sandbox_process,
+)
+from scripts.lambda_local import cold_start, fire_schedules, invoke, poll_sqs
+from scripts.local_aws import Stack, create_stack, use_endpoint
+from tasks.admin.commands import add, listing
 
 CENT = Decimal("0.01")
 
 
-def run_life_cycle(env: LocalEnvironment) -> dict[str, Any]:
-    """Download, confirm through SQS, update, download again, recreate. Returns what happened."""
+def run_life_cycle(env: LocalEnvironment, first: dict[str, Any]) -> dict[str, Any]:
+    """After the night's download (`first`): confirm through SQS, update, download again (the
+    schedule's input once more), recreate. Returns what happened."""
     stack = env.stack
     schedule_event = job_event(stack, env.connection, "nightly-gl")
-    report: dict[str, Any] = {"schedule_event": schedule_event}
-
-    first = invoke(stack, "DownloadGLBatchFunction", schedule_event)
-    report["first_download"] = first
+    report: dict[str, Any] = {"schedule_event": schedule_event, "first_download": first}
     batch_id = first["batch_id"]
 
     # The accounting system posted the batch and confirms it on the queue.
     stack.client("sqs").send_message(
         QueueUrl=stack.physical["ConfirmationQueue"],
         MessageBody=json.dumps({"connection": env.connection, "batch_id": batch_id}),
-        MessageGroupId=env.connection,  # the fair queue's tenant: one connection's backlog waits alone
+        MessageGroupId=env.connection,
     )
     report["update_responses"] = poll_sqs(stack, "ConfirmationQueue", "UpdateGLBatchFunction")
     report["second_download"] = invoke(stack, "DownloadGLBatchFunction", schedule_event)
@@ -46,7 +56,7 @@ def run_life_cycle(env: LocalEnvironment) -> dict[str, Any]:
             "filters": {"exclude_invoice_ids": [first_invoice_id]},
         },
     )
-    report["ledger"] = _ledger_items(stack)
+    report["ledger"] = _ledger_items(stack, env.connection)
     report["events"] = [
         {"detail-type": e["detail-type"], "batch_id": e["detail"].get("batch_id")} for e in env.events()
     ]
@@ -56,7 +66,9 @@ def run_life_cycle(env: LocalEnvironment) -> dict[str, Any]:
 def run_payments(env: LocalEnvironment) -> dict[str, Any]:
     """The accounting system's payments through SQS: one of each case the connector handles."""
     stack = env.stack
-    invoices = requests.get(f"http://{env.sandbox_site}/_sandbox/invoices", timeout=10).json()
+    invoices = requests.get(
+        f"http://{env.sandbox_site}/_sandbox/invoices?company={env.company}", timeout=10
+    ).json()
     normal, partial, over, zynk = invoices[0], invoices[1], invoices[2], invoices[3]
     first_part = (Decimal(partial["total"]) * Decimal("0.4")).quantize(Decimal("0.01"))
 
@@ -101,21 +113,24 @@ def run_payments(env: LocalEnvironment) -> dict[str, Any]:
         ),
     ]
     sqs = stack.client("sqs")
+    kept_before = _queue_depth(stack, "PaymentsDeadLetterQueue")
     for _, body in cases:
         sqs.send_message(
             QueueUrl=stack.physical["PaymentsQueue"], MessageBody=body, MessageGroupId=env.connection
         )
     responses = poll_sqs(stack, "PaymentsQueue", "UploadInvoicePaymentsFunction")
-    outcomes = _payment_rows(stack, "success.jsonl") + _payment_rows(stack, "fail.jsonl")
+    outcomes = _payment_rows(env, "success.jsonl") + _payment_rows(env, "fail.jsonl")
     final = {
         i["number"]: i
-        for i in requests.get(f"http://{env.sandbox_site}/_sandbox/invoices", timeout=10).json()
+        for i in requests.get(
+            f"http://{env.sandbox_site}/_sandbox/invoices?company={env.company}", timeout=10
+        ).json()
     }
     return {
         "cases": [name for name, _ in cases],
         "responses": responses,
         "outcomes": outcomes,
-        "dead_letters": _queue_depth(stack, "PaymentsDeadLetterQueue"),
+        "dead_letters": _queue_depth(stack, "PaymentsDeadLetterQueue") - kept_before,
         "invoices": [final[i["number"]] for i in (normal, partial, over, zynk)],
         "events": Counter(e["detail-type"] for e in env.events()),
     }
@@ -135,11 +150,12 @@ AMOUNTS = {  # the column of each record type's money, per API (REST opportuniti
 }
 
 
-def run_records_tasks(env: LocalEnvironment) -> dict[str, Any]:
-    """List reports, run one, run every download twice with one invoice paid in between; through
-    SOAP for a secret with an integrator login, through REST for a REST secret without one."""
+def run_records_tasks(env: LocalEnvironment, night: dict[str, Any]) -> dict[str, Any]:
+    """After the night's report catalog and record downloads (`night`, by job id): run a report,
+    pay an invoice, run every download again; through SOAP for a secret with an integrator login,
+    through REST for a REST secret without one."""
     stack = env.stack
-    listed = invoke(stack, "ListReportsFunction", {"connection": env.connection})
+    listed = night["report-catalog"]
     report_request = {
         "connection": env.connection,
         "report": "Invoices",
@@ -159,8 +175,10 @@ def run_records_tasks(env: LocalEnvironment) -> dict[str, Any]:
             for entity in DOWNLOADS
         }
 
-    first = download_all()
-    invoice = requests.get(f"http://{env.sandbox_site}/_sandbox/invoices", timeout=10).json()[5]
+    first = {entity: night[entity.replace("_", "-")] for entity in DOWNLOADS}
+    invoice = requests.get(
+        f"http://{env.sandbox_site}/_sandbox/invoices?company={env.company}", timeout=10
+    ).json()[5]
     stack.client("sqs").send_message(
         QueueUrl=stack.physical["PaymentsQueue"],
         MessageBody=json.dumps(
@@ -172,7 +190,7 @@ def run_records_tasks(env: LocalEnvironment) -> dict[str, Any]:
                 "payment_id": "PAY-2001",
             }
         ),
-        MessageGroupId=env.connection,
+        MessageGroupId=env.connection,  # the fair queue's tenant: one connection's backlog waits alone
     )
     poll_sqs(stack, "PaymentsQueue", "UploadInvoicePaymentsFunction")
     second = download_all()
@@ -201,11 +219,11 @@ def _download_function(entity: str) -> str:
     return "Download" + "".join(part.title() for part in entity.split("_")) + "Function"
 
 
-def _payment_rows(stack: Stack, suffix: str) -> list[dict[str, Any]]:
-    s3 = stack.client("s3")
-    bucket = stack.physical["OutputBucket"]
+def _payment_rows(env: LocalEnvironment, suffix: str) -> list[dict[str, Any]]:
+    s3 = env.stack.client("s3")
+    bucket = env.stack.physical["OutputBucket"]
     rows = []
-    for item in s3.list_objects_v2(Bucket=bucket, Prefix="payments/").get("Contents", []):
+    for item in s3.list_objects_v2(Bucket=bucket, Prefix=f"payments/{env.connection}/").get("Contents", []):
         if item["Key"].endswith(suffix):
             body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
             rows += [json.loads(line) for line in body.splitlines()]
@@ -220,7 +238,8 @@ def _queue_depth(stack: Stack, logical_id: str) -> int:
 
 
 def _first_invoice_id(stack: Stack, download: dict[str, Any]) -> int:
-    """The sandbox numbers invoices CW-<record id>; excluding one shows the recreate filters."""
+    """The sandbox numbers invoices <company's prefix>-<record id>; excluding one shows the
+    recreate filters."""
     s3 = stack.client("s3")
     body = s3.get_object(Bucket=stack.physical["OutputBucket"], Key=download["keys"]["records"])[
         "Body"
@@ -228,15 +247,19 @@ def _first_invoice_id(stack: Stack, download: dict[str, Any]) -> int:
     for line in body.splitlines():
         row = json.loads(line)
         if row["element"] == "Transaction":
-            return int(row["DocumentNumber"].removeprefix("CW-"))
+            return int(row["DocumentNumber"].rsplit("-", 1)[1])
     raise RuntimeError("the first batch has no invoice")
 
 
-def _ledger_items(stack: Stack) -> list[dict[str, Any]]:
+def _ledger_items(stack: Stack, connection: str) -> list[dict[str, Any]]:
     items = stack.client("dynamodb").scan(TableName=stack.physical["LedgerTable"])["Items"]
     return [
-        {"pk": item["pk"]["S"], "status": item.get("status", item.get("state", {"S": ""}))["S"]}
+        {
+            "pk": item["pk"]["S"],
+            "status": item.get("status", item.get("state", item.get("outcome", {"S": ""})))["S"],
+        }
         for item in sorted(items, key=lambda i: i["pk"]["S"])
+        if f"#{connection}#" in item["pk"]["S"]
     ]
 
 
@@ -253,18 +276,72 @@ def mirror_bucket(stack: Stack, target: Path) -> list[str]:
     return keys
 
 
-def run_backend(backend: str, out: Path, endpoint: str) -> dict[str, Any]:
-    """The GL life cycle and the payments for one connection of `backend`, on fresh AWS state and
-    its own sandbox (the same seed: the same site), then the reports and record downloads."""
-    from aws_lambda_powertools.utilities import parameters
+@dataclass(frozen=True)
+class LocalConnection:
+    """A connection `make run` registers: `full` ones also take payments and download records."""
 
-    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
-    parameters.clear_caches()  # type: ignore[no-untyped-call]
-    connection = CONNECTION if backend == "accounting_interface" else "cw-rest"
-    with local_environment(endpoint=endpoint, backend=backend, connection=connection) as env:
-        result: dict[str, Any] = {"backend": backend, "connection": connection}
-        result["life_cycle"] = run_life_cycle(env)
-        result["payments"] = run_payments(env)
-        result["records"] = run_records_tasks(env)
-        result["mirrored"] = mirror_bucket(env.stack, out / backend)
-    return result
+    name: str
+    company: str
+    backend: str
+    owner_level: str | None = None
+    full: bool = True
+
+
+# Two companies seeded alike (the same site through either backend); acme's two locations post
+# to different books, so acme has a connection per owner level (REST filters by location id).
+CONNECTIONS = (
+    LocalConnection("globex", "globex", "accounting_interface"),
+    LocalConnection("acme-tampa", "acme", "rest", owner_level="1"),
+    LocalConnection("acme-london", "acme", "rest", owner_level="2", full=False),
+)
+
+
+def jobs_of(connection: LocalConnection) -> list[dict[str, Any]]:
+    gl: dict[str, Any] = dict(DEFAULT_JOBS[0])
+    if connection.owner_level:
+        gl["input"] = gl["input"] | {"owner_level": connection.owner_level}
+    return [gl, *DEFAULT_JOBS[1:]] if connection.full else [gl]
+
+
+def run_connections(out: Path, endpoint: str) -> dict[str, Any]:
+    """One stack, one sandbox of two companies, three connections registered through the admin
+    path (checked against ConnectWise before they are enabled); a simulated night fires every
+    schedule; then each connection's life cycle, payments and records. Mirrors S3 under out/."""
+    with sandbox_process(companies=()) as site:
+        for company in sorted({c.company for c in CONNECTIONS}):
+            requests.post(
+                f"http://{site}/_sandbox/companies", json={"company": company, "seed": 1}, timeout=10
+            ).raise_for_status()
+        use_endpoint(endpoint)
+        stack = create_stack(endpoint, {})
+        cold_start()
+        observer, others = observe_events(stack), dict[str, list[dict[str, Any]]]()
+        admin = admin_for(stack)
+        for c in CONNECTIONS:
+            spec = {"name": c.name, "time_zone": "UTC", "jobs": jobs_of(c)}
+            add(
+                admin,
+                spec,
+                sandbox_login(c.backend, c.company) | {"site": site, "use_ssl": False},
+                enable=True,
+            )
+        reconcile(stack)
+        night = fire_schedules(stack)
+        failed = [f"{f.schedule}: {f.error}" for f in night if f.error]
+        if failed:
+            raise RuntimeError("scheduled jobs failed: " + "; ".join(failed))
+        listed = listing(admin)  # as the operator sees the morning after
+        results = []
+        for c in CONNECTIONS:
+            env = LocalEnvironment(stack, site, observer, c.name, c.backend, company=c.company, others=others)
+            ran = {f.input["job"]: f.result for f in night if f.input["connection"] == c.name}
+            result: dict[str, Any] = {"connection": c.name, "backend": c.backend, "company": c.company}
+            result["owner_level"] = c.owner_level
+            result["night"] = {job: (r or {}).get("status", "") for job, r in ran.items()}
+            result["life_cycle"] = run_life_cycle(env, ran["nightly-gl"])
+            if c.full:
+                result["payments"] = run_payments(env)
+                result["records"] = run_records_tasks(env, ran)
+            results.append(result)
+        mirrored = mirror_bucket(stack, out)
+    return {"connections": results, "listing": listed, "mirrored": mirrored}

@@ -25,15 +25,20 @@ def test_make_run_pipeline(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     report = result.stdout
-    assert "1. download      downloaded" in report
-    assert "2. confirmation  delivered    via SQS, failed items: 0" in report
-    assert "3. second run    empty" in report
-    assert "4. recreate      recreated" in report
+    registry = report[: report.index("=====")]
+    for name in ("globex", "acme-tampa", "acme-london"):  # registered, checked, enabled, and ran at night
+        assert f"   {name:<12} " in registry and f"{name}" in registry
+    assert registry.count("  enabled\n") == 3 and registry.count("nightly-gl") == 3
+    assert registry.count("last run: succeeded (downloaded)") == 3 and "never run" not in registry
+    assert report.count("1. download      downloaded") == 3
+    assert report.count("2. confirmation  delivered    via SQS, failed items: 0") == 3
+    assert report.count("3. second run    empty") == 3
+    assert report.count("4. recreate      recreated") == 3
     assert "GLBatchDownloaded" in report and "GLBatchPosted" in report and "GLBatchRecreated" in report
     assert " POSTED" in report
+    assert "objects under no connection's prefix: 0" in report
 
-    legacy = out / "accounting_interface"
-    [batch_dir] = (legacy / "gl-batches" / "main").iterdir()
+    [batch_dir] = (out / "gl-batches" / "globex").iterdir()
     manifest = json.loads((batch_dir / "manifest.json").read_text())
     downloaded = parse_glexport((batch_dir / "glexport.xml").read_bytes())
     assert manifest["batch_id"] == downloaded.batch_id == batch_dir.name
@@ -42,9 +47,10 @@ def test_make_run_pipeline(tmp_path: Path) -> None:
     recreated = parse_glexport((recreated_dir / "glexport.xml").read_bytes())
     assert recreated.counts()["invoices"] == downloaded.counts()["invoices"] - 1
     assert f"total {manifest['totals']['invoices']:>12}" in report
-    assert "sandbox-password" not in result.stdout + result.stderr
+    assert "sandbox-password" not in result.stdout + result.stderr and "globex-password" not in report
 
-    payments = report[report.index("Invoice payments through SQS") :]
+    globex = report[report.index("===== connection 'globex'") : report.index("===== connection 'acme-tampa'")]
+    payments = globex[globex.index("Invoice payments through SQS") :]
     assert "messages returned for retry: 0" in payments
     assert "PAY-1001 was sent twice and applied 1 time(s)" in payments
     assert "failed: Cannot find Invoice Number CW-99999" in payments
@@ -53,41 +59,41 @@ def test_make_run_pipeline(tmp_path: Path) -> None:
     zynk = next(line for line in payments.splitlines() if "paid-to-date amounts of 30% and 70%" in line)
     held, total = zynk.split("it holds ")[1].split(", the latest")[0].split(" of ")
     assert Decimal(held) == (Decimal(total) * Decimal("0.7")).quantize(Decimal("0.01"))
-    success_files = sorted((legacy / "payments").rglob("*-success.xml"), key=lambda p: p.name)
+    success_files = sorted((out / "payments" / "globex").rglob("*-success.xml"), key=lambda p: p.name)
     # 4 payments, 2 paid-to-date amounts, PAY-2001 below
     assert sum(f.read_text().count("<UpdateInvoicePayment>") for f in success_files) == 7
 
-    for api, folder, connection in (("SOAP", legacy, "main"), ("REST", out / "rest", "cw-rest")):
+    for api, connection in (("SOAP", "globex"), ("REST", "acme-tampa")):
         part = report[report.index(f"Reports and record downloads ({api})") :]
         assert "reports listed: Invoices, Companies, Purchase Orders" in part
         assert "where Invoice_Amount > 1000.00:" in part
         table = part[part.index("agreements") :].splitlines()[:5]
         rows = {line.split()[0]: (line.split()[1], line.split()[-1]) for line in table}
-        assert rows["invoices"][1] == "1" and rows["companies"][1] == "0"  # the second run is incremental
+        # The second run is incremental: the five invoices paid since the night, nothing else.
+        assert rows["invoices"][1] == "5" and rows["companies"][1] == "0"
         assert all(int(first) > 0 for first, _ in rows.values())
-        assert len(list((folder / "records" / connection / "invoices").rglob("*.csv"))) == 2
+        assert len(list((out / "records" / connection / "invoices").rglob("*.csv"))) == 2
     soap_part = report[report.index("Reports and record downloads (SOAP)") :].split("\n\n")[1]
     rest_part = report[report.index("Reports and record downloads (REST)") :].split("\n\n")[1]
     assert soap_part.split(" -> ")[0].split("catalog")[0] == rest_part.split(" -> ")[0].split("catalog")[0]
 
-    # The REST connection: the same site through the other backend, the same outcomes.
-    [rest_dir] = (out / "rest" / "gl-batches" / "cw-rest").iterdir()
-    rest_manifest = json.loads((rest_dir / "manifest.json").read_text())
-    assert (rest_dir / "glexport.json").exists() and not (rest_dir / "glexport.xml").exists()
-    assert rest_manifest["counts"] == manifest["counts"] and rest_manifest["totals"] == manifest["totals"]
-    assert rest_manifest["gl_entry_ids"] == manifest["gl_entry_ids"]
+    # acme through REST: its two owner levels' batches add up to the same site seen through globex.
+    rest_manifests = [
+        json.loads((batch / "manifest.json").read_text())
+        for owner in ("acme-tampa", "acme-london")
+        for batch in (out / "gl-batches" / owner).iterdir()
+    ]
+    assert len(rest_manifests) == 2 and all(m["counts"]["invoices"] > 0 for m in rest_manifests)
+    for kind in ("invoices", "expenses", "procurement"):
+        assert sum(m["counts"][kind] for m in rest_manifests) == manifest["counts"][kind]
+        assert sum(Decimal(m["totals"][kind]) for m in rest_manifests) == Decimal(manifest["totals"][kind])
+    assert not set(rest_manifests[0]["gl_entry_ids"]) & set(rest_manifests[1]["gl_entry_ids"])
     side = report[report.index("Both backends side by side") :].splitlines()
     rows = {line[:31].strip(): line[31:] for line in side[3:] if line[:31].strip()}
-    for label in (
-        "download invoices",
-        "GL entries",
-        "second download",
-        "recreate (one excluded)",
-        "payments",
-    ):
+    for label in ("download invoices", "GL entries", "second download", "payments"):
         legacy_cell, rest_cell = rows[label][:40].strip(), rows[label][40:].strip()
         assert legacy_cell == rest_cell and legacy_cell, label
-    assert "sandbox-private" not in result.stdout + result.stderr
+    assert "sandbox-private" not in result.stdout + result.stderr and "acme-private" not in report
 
 
 def test_local_environment_stops_what_it_started_on_failure() -> None:

@@ -93,11 +93,21 @@ def scheduled_job(handler: Handler) -> Handler:
                 _record(Run(connection, job, started, _utc_now(), "failed", str(exc)))
             raise
         if isinstance(job, str):
-            status = result.get("status", "") if isinstance(result, dict) else ""
-            _record(Run(connection, job, started, _utc_now(), "succeeded", str(status)))
+            _record(Run(connection, job, started, _utc_now(), "succeeded", _summary(result)))
         return result
 
     return run  # type: ignore[return-value]
+
+
+def _summary(result: Any) -> str:
+    """A run's outcome in a few words: its status, or what it counted."""
+    if not isinstance(result, dict):
+        return ""
+    for key, unit in (("status", ""), ("count", " records"), ("rows", " rows"), ("reports", " reports")):
+        if key in result:
+            value = result[key]
+            return f"{len(value) if isinstance(value, list) else value}{unit}"
+    return ""
 
 
 def _record(run: Run) -> None:
