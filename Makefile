@@ -9,7 +9,7 @@ TOOLS := .tools
 PY := $(VENV)/bin/python
 SAM := $(TOOLS)/bin/sam
 
-.PHONY: install run test lint build deploy bench lock clean
+.PHONY: install run test lint build deploy bench lock clean admin
 
 install: $(VENV)/.installed $(TOOLS)/.installed
 
@@ -35,6 +35,10 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy layers/connectwise functions sandbox scripts
+
+# The operator's command for connections: make admin ARGS="list" (python -m tasks.admin --help).
+admin: install
+	PYTHONPATH=layers/connectwise $(PY) -m tasks.admin $(ARGS)
 
 # Benchmarks print ratios against a baseline measured in the same run; not part of make test.
 bench: install

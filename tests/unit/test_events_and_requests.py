@@ -154,3 +154,13 @@ def test_report_count_and_page_events() -> None:
     page = parse_request(load("run_report_page.json"), RunReportRequest)
     assert (page.skip, page.limit, page.page_size, page.count) == (10, 10, 10, False)
     assert page.fields == ["Invoice_Number", "Company_Name", "Invoice_Amount"]
+
+
+@pytest.mark.parametrize("path", sorted((EVENTS / "connections").glob("*.json")), ids=lambda p: p.name)
+def test_sample_connection_files_are_what_the_admin_command_accepts(path: object) -> None:
+    from tasks.connections.jobs import check_jobs
+    from tasks.platform.registry import parse_entry
+
+    spec = json.loads(path.read_text())  # type: ignore[attr-defined]
+    entry = check_jobs(parse_entry(spec | {"backend": "rest"}, path.name))  # type: ignore[attr-defined]
+    assert entry.jobs and len({job.task for job in entry.jobs}) == len(entry.jobs)
