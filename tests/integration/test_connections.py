@@ -69,7 +69,8 @@ def test_a_connection_is_registered_with_its_secret_and_its_jobs_get_schedules(e
     assert target["DeadLetterConfig"]["Arn"] == env.stack.arns["SchedulerDeadLetterQueue"]
     assert target["RoleArn"] == env.stack.arns["SchedulerRole"]
     assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
-    assert json.loads(target["Input"]) == {
+    sent = json.loads(target["Input"])
+    assert sent.pop("job_revision") and sent == {
         "connection": "main",
         "job": "nightly-gl",
         "kinds": ["invoices", "expenses", "procurement"],
@@ -78,7 +79,11 @@ def test_a_connection_is_registered_with_its_secret_and_its_jobs_get_schedules(e
         function = next(k for k, arn in env.stack.arns.items() if arn == schedule["Target"]["Arn"])
         task = next(t for t, (_, logical_id) in TASKS.items() if logical_id == function)
         TASKS[task][0].model_validate(
-            {k: v for k, v in json.loads(schedule["Target"]["Input"]).items() if k != "job"}
+            {
+                k: v
+                for k, v in json.loads(schedule["Target"]["Input"]).items()
+                if k not in ("job", "job_revision")
+            }
         )
         assert name.startswith(connection_prefix("main"))
 
@@ -200,6 +205,7 @@ def test_add_after_a_crash_between_its_writes_finishes_the_job(env: LocalEnviron
     assert json.loads(secrets.get_secret_value(SecretId="connectwise/foreign")["SecretString"]) == {
         "keep": "me"
     }
+    assert admin_for(env.stack).registry.get("foreign") is None  # refused before the name was claimed
     entry = add(admin_for(env.stack), {"name": "late", "jobs": [GL_JOB]}, company_login(env, "late"))
     assert entry.name == "late" and not entry.enabled  # disabled until checked and enabled
     value = env.stack.client("secretsmanager").get_secret_value(SecretId="connectwise/late")["SecretString"]
@@ -528,3 +534,50 @@ def test_a_secret_pointed_at_another_company_behind_the_admins_back_is_refused(e
     cold_start()
     with pytest.raises(ConfigurationError, match=r"logs into acme@.*, but the registry says sandbox@"):
         download(env)
+
+
+def test_an_unreadable_entry_refuses_only_its_own_payments_and_is_named_by_list(
+    env: LocalEnvironment, sandbox: Any, capsys: Any
+) -> None:
+    from tests.integration.test_payments import deliver, payment, send
+
+    env.stack.client("dynamodb").put_item(  # written by hand, with jobs that are not JSON
+        TableName=env.stack.physical["ConnectionsTable"],
+        Item={
+            "name": {"S": "broken"},
+            "backend": {"S": "rest"},
+            "time_zone": {"S": "UTC"},
+            "enabled": {"BOOL": True},
+            "version": {"N": "1"},
+            "jobs": {"S": "not json"},
+        },
+    )
+    first, second = sandbox.accounting.site.invoices[:2]
+    send(env, payment(first.number, "2.00", "OK-1"))
+    send(env, payment(second.number, "3.00", "B-1", connection="broken"), group="broken")
+    assert deliver(env) == [{"batchItemFailures": []}]
+    assert first.paid_amount == Decimal("2.00") and second.paid_amount == 0
+    assert run_cli(env, "list") == 1
+    shown = capsys.readouterr()
+    assert "main  accounting_interface" in shown.out
+    assert (
+        "unreadable entry: broken: registry entry of connection 'broken' is invalid: jobs is not JSON"
+        in shown.err
+    )
+
+
+def test_a_remove_refused_for_another_stacks_secret_changes_nothing(env: LocalEnvironment) -> None:
+    from scripts.local_aws import create_stack
+
+    staging = create_stack(env.stack.endpoint, {}, name="staging")
+    staging_admin = admin_for(staging)
+    prod_entry = admin_for(env.stack).registry.get("main")
+    assert prod_entry is not None
+    staging_admin.registry.put(prod_entry.model_copy(update={"version": 0}))  # by hand, over prod's secret
+    with pytest.raises(ConfigurationError, match="belongs to another stack"):
+        remove(staging_admin, "main")
+    kept = staging_admin.registry.get("main")
+    assert kept is not None and kept.enabled  # not even disabled
+    assert "DeletedDate" not in env.stack.client("secretsmanager").describe_secret(
+        SecretId="connectwise/main"
+    )

@@ -267,7 +267,7 @@ def test_no_confirmation_posts_a_batch_after_its_connection_is_disabled(env: Loc
 
 
 def test_a_schedule_always_carries_its_own_connection(env: LocalEnvironment) -> None:
-    """job_input = {"connection": name, "job": id} | job.input: the input wins. Only the admin's
+    """Was: job_input = {"connection": name, "job": id} | job.input, the input won. Only the admin's
     check_jobs stands between a registry item (the source of truth, editable in the console) and a
     schedule of connection A that runs connection B."""
     from tasks.platform.registry import job_event as job_input
@@ -278,7 +278,8 @@ def test_a_schedule_always_carries_its_own_connection(env: LocalEnvironment) -> 
         schedule="cron(0 2 * * ? *)",
         input={"kinds": ["invoices"], "connection": "victim"},
     )
-    assert job_input("attacker", job)["connection"] == "attacker"
+    entry = ConnectionEntry(name="attacker", backend="rest", jobs=[job])
+    assert job_input(entry, job)["connection"] == "attacker"
 
 
 # --- 6. template: the secret prefix grant ------------------------------------------------------

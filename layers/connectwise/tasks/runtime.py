@@ -112,10 +112,8 @@ def _refusal(connection: str, job: Any, event: dict[str, Any]) -> str | None:
         return f"connection {connection!r} has no job {str(job)[:64]!r} (its schedule outlived it)"
     if not found.enabled:
         return f"job {found.id!r} of connection {connection!r} is disabled"
-    if event != job_event(connection, found):
-        return (
-            f"job {found.id!r} of connection {connection!r} was changed; its schedule is not reconciled yet"
-        )
+    if event != job_event(entry, found):
+        return f"job {found.id!r} of connection {connection!r} was changed (task, input, schedule, zone or window); its schedule is not reconciled yet"
     return None
 
 

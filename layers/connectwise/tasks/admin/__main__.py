@@ -8,6 +8,7 @@ only; they are never printed. Exit status: 0 done, 1 refused (nothing changed), 
 
 import argparse
 import json
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -19,6 +20,7 @@ from tasks.admin.commands import Admin, ChecksFailed, add, listing, remove, set_
 from tasks.platform.errors import ConfigurationError
 from tasks.platform.registry import Registry
 from tasks.platform.runs import Runs
+from tasks.platform.settings import SECRET_PREFIX_PATTERN
 
 OUTPUTS = {  # option -> the stack output it defaults to
     "registry_table": "RegistryTableName",
@@ -115,7 +117,11 @@ def _run(args: argparse.Namespace, admin: Admin, resources: dict[str, str]) -> i
         remove(admin, args.name, keep_secret=args.keep_secret)
         _show(args, {"removed": args.name})
     elif args.verb == "list":
-        _show(args, listing(admin))
+        invalid: list[str] = []
+        _show(args, listing(admin, invalid))
+        for problem in invalid:
+            print(f"unreadable entry: {problem}", file=sys.stderr)
+        return 1 if invalid else 0
     elif args.verb == "validate":
         checks = validate(admin, args.name)
         _show(args, [vars(c) for c in checks])
@@ -126,9 +132,15 @@ def _run(args: argparse.Namespace, admin: Admin, resources: dict[str, str]) -> i
             if not args.names
             else {"Records": [{"dynamodb": {"Keys": {"name": {"S": n}}}} for n in args.names]}
         )
+        # The sweep may outlast a client's wait (and a retried wait would start it again):
+        # it is started, and its summary goes to the function's log.
+        kind = "RequestResponse" if args.names else "Event"
         reply = boto3.client("lambda").invoke(
-            FunctionName=resources["reconciler"], Payload=json.dumps(event).encode()
+            FunctionName=resources["reconciler"], InvocationType=kind, Payload=json.dumps(event).encode()
         )
+        if kind == "Event":
+            _show(args, {"sweep": "started", "function": resources["reconciler"]})
+            return 0
         _show(args, json.loads(reply["Payload"].read() or b"null"))
         return 1 if reply.get("FunctionError") else 0
     return 0
@@ -136,6 +148,10 @@ def _run(args: argparse.Namespace, admin: Admin, resources: dict[str, str]) -> i
 
 def _resources(args: argparse.Namespace) -> dict[str, str]:
     given = {key: getattr(args, key) for key in OUTPUTS if getattr(args, key) is not None}
+    if "secret_prefix" in given and not re.fullmatch(SECRET_PREFIX_PATTERN, given["secret_prefix"]):
+        raise ConfigurationError(
+            "--secret-prefix must be one or more segments each ending in / (connectwise/)"
+        )
     if len(given) == len(OUTPUTS):
         return given
     stack = args.stack or _samconfig_stack()
@@ -153,17 +169,14 @@ def _resources(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _samconfig_stack() -> str:
+    """The stack `sam deploy --guided` saved (under deploy), or one set for every command (global)."""
     path = Path("samconfig.toml")
     if path.exists():
-        stack = (
-            tomllib.loads(path.read_text())
-            .get("default", {})
-            .get("global", {})
-            .get("parameters", {})
-            .get("stack_name")
-        )
-        if stack:
-            return str(stack)
+        default = tomllib.loads(path.read_text()).get("default", {})
+        for section in ("deploy", "global"):
+            stack = default.get(section, {}).get("parameters", {}).get("stack_name")
+            if stack:
+                return str(stack)
     raise ConfigurationError("name the stack with --stack (no samconfig.toml stack_name here)")
 
 

@@ -8,6 +8,7 @@ A connection file is the registry entry without its bookkeeping:
 A secret file is the connection's login (docs/backends.md), which goes to Secrets Manager only.
 """
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ def add(admin: Admin, spec: Any, secret: Any, enable: bool = False) -> Connectio
     _no_shared_records(admin, entry)
     if enable:
         _must_pass(admin, entry, login)
+    _may_write_secret(admin, entry.name)
     claimed = admin.registry.put(entry.model_copy(update={"enabled": False}))
     _write_secret(admin, entry.name, secret)
     return admin.registry.put(claimed.model_copy(update={"enabled": True})) if enable else claimed
@@ -71,7 +73,7 @@ def update(admin: Admin, spec: Any, secret: Any | None = None, check: bool = Tru
         raise ConfigurationError(f"connection {name!r} is not registered; use add")
     entry, login = _read(spec, secret, current)
     entry = entry.model_copy(update={"enabled": current.enabled, "version": current.version})
-    if current.site and entry.site.split("@")[0] != current.site.split("@")[0]:
+    if current.site and company_of(entry.site) != company_of(current.site):
         raise ConfigurationError(
             f"connection {entry.name!r} logs into {current.site}; a login for another company "
             f"({entry.site}) would inherit its batches and payments: add a new connection instead. "
@@ -81,13 +83,17 @@ def update(admin: Admin, spec: Any, secret: Any | None = None, check: bool = Tru
     if login is not None and current.enabled and check:
         _must_pass(admin, entry, login)
     if secret is not None:  # first: the entry written next makes the functions read it afresh
+        _may_write_secret(admin, entry.name)
         _write_secret(admin, entry.name, secret)
     try:
         return admin.registry.put(entry)
-    except ConfigurationError as exc:
+    except ConfigurationError:
         if secret is None:
             raise
-        raise ConfigurationError(f"{exc.message}; its new secret was written: run the update again") from None
+        raise ConfigurationError(
+            f"connection {entry.name!r} was changed by someone else meanwhile: its new secret was written, "
+            "its entry was not; run the update again"
+        ) from None
 
 
 def set_enabled(admin: Admin, name: str, enabled: bool, check: bool = True) -> ConnectionEntry:
@@ -104,6 +110,8 @@ def remove(admin: Admin, name: str, keep_secret: bool = False) -> None:
     """Take a connection out of the registry (its schedules go with it); its secret is deleted
     with a recovery window unless kept. Its batches, payments and outputs stay."""
     entry = _registered(admin, name)
+    if not keep_secret:
+        _may_write_secret(admin, name)
     if entry.enabled:  # first: nothing runs for it while its secret goes (a re-run finishes the job)
         entry = admin.registry.put(entry.model_copy(update={"enabled": False}))
     if not keep_secret:
@@ -123,10 +131,11 @@ def validate(admin: Admin, name: str) -> list[Check]:
     return admin.check(entry, _stored_login(admin, entry))
 
 
-def listing(admin: Admin) -> list[dict[str, Any]]:
-    """Every connection with its jobs and each job's last run."""
+def listing(admin: Admin, invalid: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every connection with its jobs and each job's last run; an entry that cannot be read is
+    named in `invalid` with its problem (or stops the listing if no list is given)."""
     rows = []
-    for entry in sorted(admin.registry.scan(), key=lambda e: e.name):
+    for entry in sorted(admin.registry.scan(invalid), key=lambda e: e.name):
         runs = admin.runs.last(entry.name, [job.id for job in entry.jobs])
         rows.append(
             {
@@ -193,12 +202,16 @@ def _no_shared_records(admin: Admin, entry: ConnectionEntry) -> None:
     mine = _gl_scopes(entry)
     if not mine:
         return
-    for other in admin.registry.scan():
-        if other.name == entry.name or other.site != entry.site:
+    for other in admin.registry.scan(invalid=[]):  # an unreadable entry is `list`'s to show
+        # One company, whatever host reaches it (a REST API host, the site's, with a port or not).
+        if other.name == entry.name or not other.site or company_of(other.site) != company_of(entry.site):
             continue
         for kinds, owner in mine:
             for their_kinds, their_owner in _gl_scopes(other):
-                if kinds & their_kinds and (owner is None or their_owner is None or owner == their_owner):
+                same_owner = (
+                    owner is None or their_owner is None or owner.casefold() == their_owner.casefold()
+                )
+                if kinds & their_kinds and same_owner:
                     raise ConfigurationError(
                         f"connection {entry.name!r} would download the {', '.join(sorted(kinds & their_kinds))} of "
                         f"{entry.site} that connection {other.name!r} downloads too"
@@ -207,9 +220,14 @@ def _no_shared_records(admin: Admin, entry: ConnectionEntry) -> None:
                     )
 
 
+def company_of(site: str) -> str:
+    """The company of a registry entry's `company@host`; "" for an entry made before sites were kept."""
+    return site.split("@")[0].casefold()
+
+
 def _gl_scopes(entry: ConnectionEntry) -> list[tuple[set[str], str | None]]:
     return [
-        (set(job.input.get("kinds", [])), job.input.get("owner_level") or None)
+        (set(job.input.get("kinds", [])), str(job.input.get("owner_level") or "") or None)
         for job in entry.jobs
         if job.task == "download_gl_batch"
     ]
@@ -263,6 +281,13 @@ def _write_secret(admin: Admin, name: str, secret: Any) -> None:
         _must_own(admin, name)
         secrets.restore_secret(SecretId=secret_id)
     secrets.put_secret_value(SecretId=secret_id, SecretString=text)
+
+
+def _may_write_secret(admin: Admin, name: str) -> None:
+    """Refuses, before anything is written, a secret of this name that another stack (or no
+    admin) made; a missing one is fine."""
+    with contextlib.suppress(admin.secrets.exceptions.ResourceNotFoundException):
+        _must_own(admin, name)
 
 
 def _must_own(admin: Admin, name: str) -> None:

@@ -26,6 +26,7 @@ from tasks.platform.observability import logger
 from tasks.platform.registry import ConnectionEntry, Registry, job_event
 
 PREFIX = "cw-"
+MAX_PASSES = 5  # a connection made again while its entry keeps changing
 SWEEP_RESERVE_SECONDS = 30.0  # a sweep stops comparing schedules this long before its deadline
 
 
@@ -95,7 +96,7 @@ def desired(entry: ConnectionEntry, settings: SchedulerSettings) -> dict[str, di
             "Target": {
                 "Arn": settings.functions[job.task],
                 "RoleArn": settings.role_arn,
-                "Input": json.dumps(job_event(entry.name, job), sort_keys=True),
+                "Input": json.dumps(job_event(entry, job), sort_keys=True),
                 "RetryPolicy": {
                     "MaximumRetryAttempts": settings.retry_attempts,
                     "MaximumEventAgeInSeconds": settings.max_event_age_seconds,
@@ -112,8 +113,18 @@ class Reconciler:
 
     def connection(self, name: str) -> Changes:
         """One connection's schedules made as its entry is now (none if it is gone), each one
-        compared in full. Every write follows a fresh read of the entry."""
-        entry = self.registry.get(name)
+        compared in full; made again if the entry changed while they were being made (another
+        reconciler, on the stream or sweeping, may have written an older state meanwhile)."""
+        changes = Changes()
+        for _ in range(MAX_PASSES):
+            before = self.registry.get(name)
+            changes.add(self._connection(name, before))
+            after = self.registry.get(name)
+            if (before and before.version) == (after and after.version):
+                return changes
+        raise RuntimeError(f"connection {name!r} kept changing while its schedules were made; try again")
+
+    def _connection(self, name: str, entry: ConnectionEntry | None) -> Changes:
         wanted = self._desired(entry) if entry else {}
         listed = self._listed(connection_prefix(name))
         changes = Changes()
@@ -134,11 +145,15 @@ class Reconciler:
             changes.deleted.append(schedule)
         return changes
 
-    def connections(self, names: Iterable[str]) -> Changes:
+    def connections(self, names: Iterable[str], deadline: Deadline | None = None) -> Changes:
         """Each connection on its own: one that Scheduler refuses (or that cannot be read) is
-        counted as failed and the others go on."""
+        counted as failed and the others go on; those the deadline leaves are counted unchecked
+        (the next sweep finds them again)."""
         changes = Changes()
         for name in sorted(set(names)):
+            if deadline and deadline.left() < SWEEP_RESERVE_SECONDS:
+                changes.unchecked += 1
+                continue
             try:
                 changes.add(self.connection(name))
             except Exception as exc:
@@ -179,31 +194,37 @@ class Reconciler:
             else:
                 compare.append(schedule)
         strays = []
+        unchecked = 0
         for schedule in sorted(listed.keys() - wanted.keys()):  # whose connection is gone, or was added since
+            if deadline.left() < SWEEP_RESERVE_SECONDS:
+                unchecked += 1
+                continue
             owner = self._owner(schedule)
             if owner:
                 suspects.add(owner)
             else:
                 strays.append(schedule)
         random.shuffle(compare)
-        unchecked, equal = 0, []
+        equal = []
+        # Comparing takes at most half the time left: repairing what it finds needs the rest.
+        repairs = Deadline(deadline.left() / 2 + SWEEP_RESERVE_SECONDS)
         for schedule in compare:
             if owners[schedule] in suspects:
                 continue
-            if deadline.left() < SWEEP_RESERVE_SECONDS:
+            if repairs.left() < SWEEP_RESERVE_SECONDS:
                 unchecked += 1
             elif self._differs(schedule, wanted[schedule]):
                 suspects.add(owners[schedule])
             else:
                 equal.append(schedule)
-        changes = self.connections(suspects)
+        changes = self.connections(suspects, deadline)
         for schedule in strays:  # in the group, named as ours, for no connection's job
             with contextlib.suppress(self.scheduler.exceptions.ResourceNotFoundException):
                 self.scheduler.delete_schedule(GroupName=self.settings.group, Name=schedule)
             changes.deleted.append(schedule)
         changes.failed += invalid
         changes.unchanged += sum(1 for schedule in equal if owners[schedule] not in suspects)
-        changes.unchecked = unchecked
+        changes.unchecked += unchecked
         return changes
 
     def _desired(self, entry: ConnectionEntry) -> dict[str, dict[str, Any]]:
@@ -290,7 +311,10 @@ def reconcile(request: ReconcileRequest, reconciler: Reconciler, deadline: Deadl
     else:
         changes = reconciler.connections(record.connection for record in request.Records)
     summary = changes.summary()
-    logger.info("schedules reconciled", extra={"schedules": summary})
+    if changes.failed:
+        logger.error("schedules not reconciled", extra={"schedules": summary})
+    else:
+        logger.info("schedules reconciled", extra={"schedules": summary})
     if changes.failed and not request.sweep:  # the stream delivers the batch again, then to its DLQ
         raise RuntimeError(f"{len(changes.failed)} connection(s) not reconciled: {'; '.join(changes.failed)}")
     return summary

@@ -37,6 +37,7 @@ class Message:
     body: str
     connection: str | None = None  # from the message attribute `connection`, else its MessageGroupId
     refused: str = ""  # why the message as a whole cannot be applied (its connection unclear)
+    sent: tuple[str | None, str | None] = (None, None)  # its `connection` attribute and group, as sent
 
 
 @dataclass

@@ -119,7 +119,7 @@ def apply_payment_messages(
             else:
                 groups[(item.connection, item.invoice_number.upper())].append((message.message_id, item))
 
-    refused = {connection: refusal(connection, services.entry(connection)) for connection, _ in groups}
+    refused = {connection: _refusal(connection, services) for connection in {c for c, _ in groups}}
     for (connection, _), group in groups.items():
         error = refused[connection]
         if error:  # kept in the DLQ with the reason, to be re-driven once the connection is served
@@ -153,6 +153,15 @@ def apply_payment_messages(
     for message_id in result.retry:
         result.rejected.pop(message_id, None)  # it comes back anyway: no copy in the DLQ
     return result
+
+
+def _refusal(connection: str, services: Services) -> str | None:
+    """Why a connection's payments cannot be applied now (an unreadable entry refuses its own
+    payments, never the others' in the batch)."""
+    try:
+        return refusal(connection, services.entry(connection))
+    except ConfigurationError as exc:
+        return exc.message
 
 
 def _unusable(state: InvoiceLedger, plan: "Plan", error: str) -> Exception:

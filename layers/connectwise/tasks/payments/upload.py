@@ -23,11 +23,16 @@ from tasks.platform.services import Services
 def upload_invoice_payments(
     records: list[SqsRecordModel], services: Services, deadline: Deadline, request_id: str
 ) -> dict[str, Any]:
-    messages = [Message(record.messageId, str(record.body), *connection_of(record)) for record in records]
+    messages = [
+        Message(record.messageId, str(record.body), *connection_of(record), sent=_routing(record))
+        for record in records
+    ]
     result = apply_payment_messages(messages, services, deadline)
     for message_id, error in result.rejected.items():
         message = next(m for m in messages if m.message_id == message_id)
-        services.dead_letters.keep(message_id, message.body, error, message.connection)
+        # The copy goes as it came (a re-drive meets the same checks), or to its connection.
+        attribute, group = message.sent if message.refused else (message.connection, message.connection)
+        services.dead_letters.keep(message_id, message.body, error, attribute, group)
         services.log.error(
             "message rejected and copied to the DLQ", extra={"error": error, "message_id": message_id}
         )
@@ -51,6 +56,13 @@ def upload_invoice_payments(
     for error in result.errors:
         services.log.warning("transient failure; SQS will retry", extra={"error": error})
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in result.retry]}
+
+
+def _routing(record: SqsRecordModel) -> tuple[str | None, str | None]:
+    """The message's `connection` attribute and group, where they could be a connection's name."""
+    attribute = record.messageAttributes.get("connection")
+    named, group = (attribute.stringValue if attribute else None), record.attributes.MessageGroupId
+    return (named if is_connection_name(named) else None), (group if is_connection_name(group) else None)
 
 
 def connection_of(record: SqsRecordModel) -> tuple[str | None, str]:

@@ -10,7 +10,14 @@ class DeadLetters:
         self._sqs = sqs  # made on first use: most invocations never reject a message
         self.queue_url = queue_url
 
-    def keep(self, message_id: str, body: str, error: str, connection: str | None = None) -> None:
+    def keep(
+        self,
+        message_id: str,
+        body: str,
+        error: str,
+        connection: str | None = None,
+        group: str | None = None,
+    ) -> None:
         """Copy a message with its error and its connection (so a re-drive once the cause is
         fixed reaches the same connection, in its message group); without a queue, raise so it
         is retried rather than lost."""
@@ -26,5 +33,5 @@ class DeadLetters:
             QueueUrl=self.queue_url,
             MessageBody=body,
             MessageAttributes=attributes,
-            **({"MessageGroupId": connection} if connection else {}),
+            **({"MessageGroupId": group or connection} if group or connection else {}),
         )

@@ -6,6 +6,7 @@ A job's `input` is checked against its task's request model by tasks.connections
 platform does not know the tasks); here it is kept as the JSON it is.
 """
 
+import hashlib
 import json
 import re
 import threading
@@ -23,7 +24,8 @@ from tasks.platform.versioned import put_if_version
 
 CACHE_SECONDS = 60.0  # how long a function keeps a connection's entry: a disable takes hold within it
 JOB_ID = r"^[a-z0-9][a-z0-9-]{0,39}$"
-RATE = re.compile(r"^rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)$")
+# Scheduler's rate(): 1 takes the singular unit, more the plural.
+RATE = re.compile(r"^rate\((1 (minute|hour|day)|([2-9]|[1-9][0-9]+) (minutes|hours|days))\)$")
 MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
 DAYS = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
 # EventBridge Scheduler's cron fields: name, lowest, highest, names standing for numbers.
@@ -100,13 +102,13 @@ def _cron_item(item: str, name: str, low: int, high: int, names: Sequence[str]) 
     if name == "day-of-week" and "#" in item:
         day, _, nth = item.partition("#")
         return number(day) and nth in {"1", "2", "3", "4", "5"}
-    base, _, step = item.partition("/")
-    if step and not (step.isdigit() and int(step) > 0):
+    base, slash, step = item.partition("/")
+    if slash and not (step.isdigit() and int(step) > 0):
         return False
     if base == "*":
         return True
-    first, _, last = base.partition("-")
-    return number(first) and (not last or number(last))
+    first, dash, last = base.partition("-")
+    return number(first) and (not dash or number(last))
 
 
 class ConnectionEntry(BaseModel):
@@ -148,10 +150,17 @@ class ConnectionEntry(BaseModel):
         return next((job for job in self.jobs if job.id == job_id), None)
 
 
-def job_event(connection: str, job: Job) -> dict[str, Any]:
-    """What the job's schedule sends its function: the job's request, with its connection and id
-    set last (an input cannot name another connection)."""
-    return job.input | {"connection": connection, "job": job.id}
+def job_event(entry: "ConnectionEntry", job: Job) -> dict[str, Any]:
+    """What the job's schedule sends its function: the job's request, with its connection, id and
+    revision set last (an input cannot name another connection). The revision changes with the
+    task, the schedule, the time zone and the window: a schedule not yet reconciled after any of
+    them changed is refused by the function it fires (tasks.runtime.scheduled_job)."""
+    return job.input | {"connection": entry.name, "job": job.id, "job_revision": revision(entry, job)}
+
+
+def revision(entry: "ConnectionEntry", job: Job) -> str:
+    timing = [job.task, job.schedule, entry.time_zone, job.flexible_window_minutes]
+    return hashlib.sha256(json.dumps(timing).encode()).hexdigest()[:12]
 
 
 def parse_entry(value: Any, what: str) -> ConnectionEntry:

@@ -26,10 +26,9 @@ def parse_request(event: Any, model: type[M]) -> M:
     payload = event.get("detail") if isinstance(event, dict) and "detail-type" in event else event
     if not isinstance(payload, dict):
         raise InvalidRequestError(f"{model.__name__}: expected a JSON object, got {type(payload).__name__}")
-    if "job" in payload:  # a schedule's run names its job (tasks.connections.jobs): a label, not a field
-        payload = dict(payload)
-        job = payload.pop("job")
-        logger.append_keys(job=str(job)[:64])
+    if "job" in payload:  # a schedule's run names its job and revision (registry.job_event): labels
+        logger.append_keys(job=str(payload["job"])[:64])
+        payload = {k: v for k, v in payload.items() if k not in ("job", "job_revision")}
     try:
         request = model.model_validate(payload)
     except ValidationError as exc:

@@ -19,6 +19,10 @@ ENVIRONMENT = {  # field -> environment variable
 }
 
 
+# As template.yaml's: never "" (which would grant every secret). Not a password (ruff S105).
+SECRET_PREFIX_PATTERN = r"^([A-Za-z0-9_+=.@-]+/)+$"  # noqa: S105
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -27,7 +31,7 @@ class Settings(BaseModel):
     event_bus_name: str = "default"
     registry_table: str = Field(min_length=1)  # the connection registry (tasks.platform.registry)
     # A connection's secret is named <prefix><connection>; the functions may read only that prefix.
-    secret_prefix: str = Field("connectwise/", pattern=r"^([A-Za-z0-9_+=.@-]+/)+$")  # as template.yaml
+    secret_prefix: str = Field("connectwise/", pattern=SECRET_PREFIX_PATTERN)
     dead_letter_queue_url: str = ""
     stale_after_seconds: int = Field(300, gt=0)  # a claim older than this is from a crashed invocation
 
