@@ -2,11 +2,20 @@
 (create, update, disable, remove, drift, idempotence), and scheduled runs recorded per job."""
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from scripts.harness import DEFAULT_JOBS, SANDBOX_LOGINS, LocalEnvironment, admin_for, reconcile, register
+from scripts.harness import (
+    DEFAULT_JOBS,
+    SANDBOX_LOGINS,
+    LocalEnvironment,
+    admin_for,
+    reconcile,
+    register,
+    sandbox_login,
+)
 from scripts.lambda_local import cold_start, fire_schedules, invoke
 from tasks.admin.commands import add, listing, remove, set_enabled, update, validate
 from tasks.connections.jobs import TASKS
@@ -23,6 +32,14 @@ GL_JOB = {
 
 def secret(env: LocalEnvironment) -> dict[str, Any]:
     return SANDBOX_LOGINS[env.backend] | {"site": env.sandbox_site, "use_ssl": False}
+
+
+def company_login(env: LocalEnvironment, company: str) -> dict[str, Any]:
+    """Another company of the sandbox (a connection of main's company may not download its records)."""
+    import requests
+
+    requests.post(f"http://{env.sandbox_site}/_sandbox/companies", json={"company": company}, timeout=10)
+    return sandbox_login(env.backend, company) | {"site": env.sandbox_site, "use_ssl": False}
 
 
 def schedules(env: LocalEnvironment) -> dict[str, dict[str, Any]]:
@@ -168,17 +185,30 @@ def test_a_stale_write_is_refused(env: LocalEnvironment) -> None:
 
 
 def test_add_after_a_crash_between_its_writes_finishes_the_job(env: LocalEnvironment) -> None:
-    """A secret left by an add that died before its registry write is taken over, not refused."""
-    env.stack.client("secretsmanager").create_secret(Name="connectwise/late", SecretString="{}")
-    entry = add(admin_for(env.stack), {"name": "late", "jobs": [GL_JOB]}, secret(env))
+    """A secret left by an add that died before its registry write is taken over, not refused;
+    one no admin of this stack made is refused."""
+    table = env.stack.physical["ConnectionsTable"]
+    secrets = env.stack.client("secretsmanager")
+    secrets.create_secret(
+        Name="connectwise/late", SecretString="{}", Tags=[{"Key": "connectwise:registry", "Value": table}]
+    )
+    secrets.create_secret(Name="connectwise/foreign", SecretString='{"keep": "me"}')
+    with pytest.raises(
+        ConfigurationError, match="exists and belongs to no connector stack; nothing was changed"
+    ):
+        add(admin_for(env.stack), {"name": "foreign", "jobs": []}, secret(env))
+    assert json.loads(secrets.get_secret_value(SecretId="connectwise/foreign")["SecretString"]) == {
+        "keep": "me"
+    }
+    entry = add(admin_for(env.stack), {"name": "late", "jobs": [GL_JOB]}, company_login(env, "late"))
     assert entry.name == "late" and not entry.enabled  # disabled until checked and enabled
     value = env.stack.client("secretsmanager").get_secret_value(SecretId="connectwise/late")["SecretString"]
-    assert json.loads(value)["company"] == "sandbox"
+    assert json.loads(value)["company"] == "late"
 
 
 def test_the_reconciler_follows_update_disable_enable_and_remove(env: LocalEnvironment) -> None:
     admin = admin_for(env.stack)
-    register(env.stack, "second", secret(env), jobs=[GL_JOB], time_zone="Pacific/Auckland")
+    register(env.stack, "second", company_login(env, "second"), jobs=[GL_JOB], time_zone="Pacific/Auckland")
     name = schedule_name("second", "gl")
     assert schedules(env)[name]["ScheduleExpressionTimezone"] == "Pacific/Auckland"
 
@@ -212,20 +242,20 @@ def test_the_reconciler_follows_update_disable_enable_and_remove(env: LocalEnvir
     assert len(schedules(env)) == len(DEFAULT_JOBS)  # main's untouched
     deleted = env.stack.client("secretsmanager").describe_secret(SecretId="connectwise/second")
     assert "DeletedDate" in deleted  # scheduled for deletion, restorable for 7 days
-    add(admin, {"name": "second", "jobs": [GL_JOB]}, secret(env))  # and added again: restored
+    add(admin, {"name": "second", "jobs": [GL_JOB]}, company_login(env, "second"))  # added again: restored
     assert admin.registry.get("second") is not None
 
 
 def test_reconciling_twice_or_from_replayed_records_changes_nothing(env: LocalEnvironment) -> None:
     from tasks.runtime import reconciler
 
-    register(env.stack, "second", secret(env), jobs=[GL_JOB])
+    register(env.stack, "second", company_login(env, "second"), jobs=[GL_JOB])
     again = invoke(
         env.stack,
         "ReconcileSchedulesFunction",
         {"Records": [{"dynamodb": {"Keys": {"name": {"S": "second"}}}}] * 3},
     )
-    assert again == {"created": 0, "updated": 0, "deleted": 0, "unchanged": 1, "unchecked": 0}
+    assert again == {"created": 0, "updated": 0, "deleted": 0, "unchanged": 1, "unchecked": 0, "failed": []}
     swept = invoke(env.stack, "ReconcileSchedulesFunction", {"sweep": True})
     assert swept["created"] == swept["updated"] == swept["deleted"] == 0
     assert swept["unchanged"] == len(DEFAULT_JOBS) + 1
@@ -281,6 +311,7 @@ def test_a_sweep_out_of_time_leaves_schedules_unchecked_not_wrong(env: LocalEnvi
         "deleted": 0,
         "unchanged": 0,
         "unchecked": len(DEFAULT_JOBS),
+        "failed": [],
     }
 
 
@@ -311,10 +342,10 @@ def test_validate_checks_the_connection_against_connectwise(env: LocalEnvironmen
     names = [c.name for c in checks]
     assert all(c.ok for c in checks), checks
     assert "gl batches and payments" in names and "reports" in names and "purchase_orders" in names
-    bad = secret(env) | {"password": "wrong-password"}
+    bad = company_login(env, "wrong") | {"password": "not-the-password"}
     add(admin, {"name": "wrong", "jobs": [GL_JOB]}, bad)
     [failed] = [c for c in validate(admin, "wrong") if not c.ok]
-    assert "wrong-password" not in failed.detail and failed.name == "gl batches and payments"
+    assert "not-the-password" not in failed.detail and failed.name == "gl batches and payments"
     with pytest.raises(ConfigurationError, match="failed its checks against ConnectWise, nothing enabled"):
         set_enabled(admin, "wrong", True)
     entry = admin.registry.get("wrong")
@@ -357,6 +388,18 @@ def test_messages_of_a_disabled_connection_are_refused_and_kept(env: LocalEnviro
         == "connection 'main' is disabled in the connection registry"
     )
     assert sandbox.accounting.site.invoices[0].paid_amount == 0
+
+    # Enabled again, the kept copy re-driven as it is (its connection and group came with it): applied.
+    set_enabled(admin_for(env.stack), "main", True, check=False)
+    kept = letter["MessageAttributes"]["connection"]["StringValue"]
+    sqs.send_message(
+        QueueUrl=env.stack.physical["PaymentsQueue"],
+        MessageBody=letter["Body"],
+        MessageAttributes={"connection": {"DataType": "String", "StringValue": kept}},
+        MessageGroupId=kept,
+    )
+    assert deliver(env) == [{"batchItemFailures": []}]
+    assert sandbox.accounting.site.invoices[0].paid_amount == Decimal("5.00")
 
 
 def test_a_confirmation_sent_in_another_connections_group_is_refused(env: LocalEnvironment) -> None:
@@ -401,7 +444,7 @@ def test_the_command_line_adds_lists_validates_and_refuses_bad_input(
 ) -> None:
     spec, login = tmp_path / "acme.json", tmp_path / "acme-secret.json"
     spec.write_text(json.dumps({"name": "acme", "time_zone": "America/New_York", "jobs": [GL_JOB]}))
-    login.write_text(json.dumps(secret(env)))
+    login.write_text(json.dumps(company_login(env, "acme")))
     assert run_cli(env, "add", str(spec), "--secret-file", str(login), "--enable") == 0
     added = json.loads(capsys.readouterr().out)
     assert added["name"] == "acme" and added["enabled"] is True and "password" not in json.dumps(added)
@@ -447,3 +490,41 @@ def test_without_a_stack_the_command_line_says_how_to_name_one(
     monkeypatch.chdir(tmp_path)  # no samconfig.toml here
     assert main(["list"]) == 1
     assert "name the stack with --stack" in capsys.readouterr().err
+
+
+def test_two_connections_of_one_company_never_download_the_same_records(env: LocalEnvironment) -> None:
+    """An open batch holds its records within its connection only: a second connection of main's
+    company may download other kinds, or the same kinds at another owner level, nothing else."""
+    admin = admin_for(env.stack)
+    same_company = secret(env)
+    for job, overlap in (
+        (GL_JOB, "the invoices of sandbox@"),  # main downloads every kind, at no owner level
+        (GL_JOB | {"input": {"kinds": ["invoices"], "owner_level": "London"}}, "(owner level London)"),
+    ):
+        with pytest.raises(ConfigurationError, match="would download") as refused:
+            add(admin, {"name": "books-2", "jobs": [job]}, same_company)
+        assert overlap in refused.value.message and "connection 'main' downloads too" in refused.value.message
+    assert admin.registry.get("books-2") is None
+    update(
+        admin, {"name": "main", "jobs": [GL_JOB | {"input": {"kinds": ["invoices"], "owner_level": "Tampa"}}]}
+    )
+    add(
+        admin,
+        {"name": "books-2", "jobs": [GL_JOB | {"input": {"kinds": ["invoices"], "owner_level": "London"}}]},
+        same_company,
+    )
+    add(admin, {"name": "books-3", "jobs": [GL_JOB | {"input": {"kinds": ["expenses"]}}]}, same_company)
+    with pytest.raises(ConfigurationError, match="connection 'books-2' downloads too"):
+        update(admin, {"name": "books-3", "jobs": [GL_JOB | {"input": {"kinds": ["expenses", "invoices"]}}]})
+
+
+def test_a_secret_pointed_at_another_company_behind_the_admins_back_is_refused(env: LocalEnvironment) -> None:
+    from tests.integration.test_gl_life_cycle import download
+
+    other = company_login(env, "acme")
+    env.stack.client("secretsmanager").put_secret_value(
+        SecretId="connectwise/main", SecretString=json.dumps(other)
+    )
+    cold_start()
+    with pytest.raises(ConfigurationError, match=r"logs into acme@.*, but the registry says sandbox@"):
+        download(env)

@@ -99,14 +99,18 @@ def test_the_secret_chooses_the_backend_and_its_fields(
 
 def test_a_rest_secret_gets_a_rest_client(env: LocalEnvironment) -> None:
     admin = admin_for(env.stack)
-    update(admin, {"name": "main", "jobs": []}, REST | {"client_id": "guid-1"}, check=False)
+    with pytest.raises(ConfigurationError, match="a login for another company"):
+        update(admin, {"name": "main", "jobs": []}, REST | {"client_id": "guid-1"}, check=False)
+    update(
+        admin, {"name": "main", "jobs": []}, REST | {"client_id": "guid-1", "company": "Sandbox"}, check=False
+    )
     connection = load(env)
     assert isinstance(connection, RestConnection) and connection.private_key.get_secret_value() == "Priv-K3y"
     assert "Priv-K3y" not in repr(connection) and "guid-1" not in repr(connection)
     client = accounting_clients(settings_for(env), registry_for(env))("main")
     assert isinstance(client, RestClient) and client.label == "connection 'main'"
     legacy = {k: v for k, v in SANDBOX_LOGINS["accounting_interface"].items() if k != "integrator"}
-    update(admin, {"name": "main", "jobs": []}, legacy | {"site": "h"}, check=False)  # no backend: legacy
+    update(admin, {"name": "main", "jobs": []}, legacy | {"site": "h2"}, check=False)  # no backend: legacy
     parameters.clear_caches()
     assert isinstance(accounting_clients(settings_for(env), registry_for(env))("main"), AccountingClient)
 

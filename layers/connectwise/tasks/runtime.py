@@ -17,7 +17,7 @@ from tasks.platform.errors import ConfigurationError
 from tasks.platform.notices import Notices
 from tasks.platform.observability import count, logger
 from tasks.platform.payment_ledger import PaymentLedger
-from tasks.platform.registry import Registry
+from tasks.platform.registry import Registry, job_event
 from tasks.platform.runs import Run, Runs
 from tasks.platform.secrets import refusal
 from tasks.platform.services import Services
@@ -47,9 +47,9 @@ def services() -> Services:
         notices=Notices(boto3.client("events"), settings.event_bus_name),
         client_for=clients,
         refresh_login=clients.refresh,
-        refusal=lambda name: refusal(name, registry.cached(name)),
         payment_ledger=PaymentLedger(dynamodb, settings.table_name),
         watermarks=Watermarks(dynamodb, settings.table_name),
+        entry=registry.get,
         dead_letters=DeadLetters(cache(lambda: boto3.client("sqs")), settings.dead_letter_queue_url),
         records_for=records_clients(settings, registry),
         count=count,
@@ -84,7 +84,7 @@ def scheduled_job(handler: Handler) -> Handler:
             return handler(event, context)  # the request parser says what is wrong
         started = _utc_now()
         try:
-            refused = services().refusal(connection)
+            refused = _refusal(connection, job, fields)
             if refused:
                 raise ConfigurationError(refused)
             result = handler(event, context)
@@ -97,6 +97,26 @@ def scheduled_job(handler: Handler) -> Handler:
         return result
 
     return run  # type: ignore[return-value]
+
+
+def _refusal(connection: str, job: Any, event: dict[str, Any]) -> str | None:
+    """Why this run may not go ahead, read from the registry as it is now: the connection is
+    unknown or disabled, or (a schedule's run) its job is gone, disabled, or asks for what the
+    job no longer says (a schedule not yet reconciled after a change)."""
+    entry = services().entry(connection)
+    refused = refusal(connection, entry)
+    if refused or entry is None or job is None:
+        return refused
+    found = entry.job(str(job))
+    if found is None:
+        return f"connection {connection!r} has no job {str(job)[:64]!r} (its schedule outlived it)"
+    if not found.enabled:
+        return f"job {found.id!r} of connection {connection!r} is disabled"
+    if event != job_event(connection, found):
+        return (
+            f"job {found.id!r} of connection {connection!r} was changed; its schedule is not reconciled yet"
+        )
+    return None
 
 
 def _summary(result: Any) -> str:

@@ -19,10 +19,11 @@ from tasks.connections.jobs import check_jobs
 from tasks.platform.errors import ConfigurationError
 from tasks.platform.registry import ConnectionEntry, Registry, parse_entry
 from tasks.platform.runs import Runs
-from tasks.platform.secrets import parse_secret
+from tasks.platform.secrets import parse_secret, site_of
 
 BOOKKEEPING = ("version", "updated_at", "enabled")  # kept by the registry, not set by a file
 RECOVERY_DAYS = 7  # a removed connection's secret can be restored for this long
+OWNER_TAG = "connectwise:registry"  # on each secret: the registry table of the stack that made it
 
 
 @dataclass
@@ -53,6 +54,7 @@ def add(admin: Admin, spec: Any, secret: Any, enable: bool = False) -> Connectio
     entry, login = _read(spec, secret, None)
     if admin.registry.get(entry.name):
         raise ConfigurationError(f"connection {entry.name!r} exists already; use update")
+    _no_shared_records(admin, entry)
     if enable:
         _must_pass(admin, entry, login)
     claimed = admin.registry.put(entry.model_copy(update={"enabled": False}))
@@ -69,18 +71,23 @@ def update(admin: Admin, spec: Any, secret: Any | None = None, check: bool = Tru
         raise ConfigurationError(f"connection {name!r} is not registered; use add")
     entry, login = _read(spec, secret, current)
     entry = entry.model_copy(update={"enabled": current.enabled, "version": current.version})
+    if current.site and entry.site.split("@")[0] != current.site.split("@")[0]:
+        raise ConfigurationError(
+            f"connection {entry.name!r} logs into {current.site}; a login for another company "
+            f"({entry.site}) would inherit its batches and payments: add a new connection instead. "
+            "Nothing was changed"
+        )
+    _no_shared_records(admin, entry)
     if login is not None and current.enabled and check:
         _must_pass(admin, entry, login)
-    written = admin.registry.put(entry)
-    if secret is not None:
-        try:
-            _write_secret(admin, entry.name, secret)
-        except Exception as exc:
-            raise ConfigurationError(
-                f"connection {entry.name!r}: the registry was updated but its secret was not ({exc}); "
-                "run the update again"
-            ) from None
-    return written
+    if secret is not None:  # first: the entry written next makes the functions read it afresh
+        _write_secret(admin, entry.name, secret)
+    try:
+        return admin.registry.put(entry)
+    except ConfigurationError as exc:
+        if secret is None:
+            raise
+        raise ConfigurationError(f"{exc.message}; its new secret was written: run the update again") from None
 
 
 def set_enabled(admin: Admin, name: str, enabled: bool, check: bool = True) -> ConnectionEntry:
@@ -97,9 +104,18 @@ def remove(admin: Admin, name: str, keep_secret: bool = False) -> None:
     """Take a connection out of the registry (its schedules go with it); its secret is deleted
     with a recovery window unless kept. Its batches, payments and outputs stay."""
     entry = _registered(admin, name)
-    admin.registry.delete(entry)
+    if entry.enabled:  # first: nothing runs for it while its secret goes (a re-run finishes the job)
+        entry = admin.registry.put(entry.model_copy(update={"enabled": False}))
     if not keep_secret:
-        admin.secrets.delete_secret(SecretId=admin.secret_id(name), RecoveryWindowInDays=RECOVERY_DAYS)
+        try:
+            _must_own(admin, name)
+            admin.secrets.delete_secret(SecretId=admin.secret_id(name), RecoveryWindowInDays=RECOVERY_DAYS)
+        except admin.secrets.exceptions.ResourceNotFoundException:
+            pass  # never written (an add that died), or already gone
+        except admin.secrets.exceptions.InvalidRequestException as exc:
+            if "deletion" not in str(exc):
+                raise  # already scheduled for deletion by an earlier run: go on
+    admin.registry.delete(entry)
 
 
 def validate(admin: Admin, name: str) -> list[Check]:
@@ -139,7 +155,7 @@ def _read(spec: Any, secret: Any | None, current: ConnectionEntry | None) -> tup
     login, both checked; a ConfigurationError names what is wrong."""
     if not isinstance(spec, dict):
         raise ConfigurationError("a connection file must hold a JSON object")
-    set_here = sorted(key for key in BOOKKEEPING if key in spec)
+    set_here = sorted(key for key in (*BOOKKEEPING, "site") if key in spec)
     if set_here:
         raise ConfigurationError(
             f"a connection file does not set {', '.join(set_here)} (enable/disable do; the registry keeps the rest)"
@@ -160,8 +176,43 @@ def _read(spec: Any, secret: Any | None, current: ConnectionEntry | None) -> tup
         )
     name = spec.get("name")
     entry = check_jobs(parse_entry(spec | {"backend": backend}, f"connection {name!r}"))
-    login = parse_secret(entry.name, secret, entry) if secret is not None else None
-    return entry, login
+    if secret is None:
+        assert current is not None
+        return entry.model_copy(update={"site": current.site}), None
+    login = parse_secret(entry.name, secret, entry)
+    return entry.model_copy(update={"site": site_of(login)}), login
+
+
+def _no_shared_records(admin: Admin, entry: ConnectionEntry) -> None:
+    """Refuses GL downloads that could hand out the records another connection of the same
+    ConnectWise company downloads: an open batch holds its records only within its connection,
+    so two would post the same records in two books. Two downloads of one company may share a
+    kind only at two different owner levels (the company's locations that post to separate
+    books; ConnectWise cannot say whether one location lies within another, so that is the
+    operator's to know)."""
+    mine = _gl_scopes(entry)
+    if not mine:
+        return
+    for other in admin.registry.scan():
+        if other.name == entry.name or other.site != entry.site:
+            continue
+        for kinds, owner in mine:
+            for their_kinds, their_owner in _gl_scopes(other):
+                if kinds & their_kinds and (owner is None or their_owner is None or owner == their_owner):
+                    raise ConfigurationError(
+                        f"connection {entry.name!r} would download the {', '.join(sorted(kinds & their_kinds))} of "
+                        f"{entry.site} that connection {other.name!r} downloads too"
+                        + (f" (owner level {owner})" if owner else " (no owner level)")
+                        + "; give each a different owner level, or different kinds. Nothing was changed"
+                    )
+
+
+def _gl_scopes(entry: ConnectionEntry) -> list[tuple[set[str], str | None]]:
+    return [
+        (set(job.input.get("kinds", [])), job.input.get("owner_level") or None)
+        for job in entry.jobs
+        if job.task == "download_gl_batch"
+    ]
 
 
 def _registered(admin: Admin, name: str) -> ConnectionEntry:
@@ -192,16 +243,35 @@ def _must_pass(admin: Admin, entry: ConnectionEntry, login: AnyConnection) -> No
 
 
 def _write_secret(admin: Admin, name: str, secret: Any) -> None:
-    """Create the secret, or put a new value in the one that exists (a re-run after a crash, an
-    update), restoring one that a removal scheduled for deletion."""
+    """Create the secret, tagged with this stack's registry, or put a new value in the one that
+    exists (a re-run after a crash, an update), restoring one that a removal scheduled for
+    deletion; never one another stack's admin made (or that no admin made)."""
     text, secrets, secret_id = json.dumps(secret), admin.secrets, admin.secret_id(name)
     try:
-        secrets.create_secret(Name=secret_id, SecretString=text, Description=f"ConnectWise connection {name}")
+        secrets.create_secret(
+            Name=secret_id,
+            SecretString=text,
+            Description=f"ConnectWise connection {name}",
+            Tags=[{"Key": OWNER_TAG, "Value": admin.registry.table}],
+        )
         return
     except secrets.exceptions.ResourceExistsException:
-        pass
+        _must_own(admin, name)
     except secrets.exceptions.InvalidRequestException as exc:
         if "deletion" not in str(exc):
             raise
+        _must_own(admin, name)
         secrets.restore_secret(SecretId=secret_id)
     secrets.put_secret_value(SecretId=secret_id, SecretString=text)
+
+
+def _must_own(admin: Admin, name: str) -> None:
+    """Refuses a secret of the connection's name that this stack's registry did not create."""
+    described = admin.secrets.describe_secret(SecretId=admin.secret_id(name))
+    owner = {t["Key"]: t["Value"] for t in described.get("Tags", [])}.get(OWNER_TAG)
+    if owner != admin.registry.table:
+        raise ConfigurationError(
+            f"secret {admin.secret_id(name)!r} exists and belongs to "
+            + (f"another stack (registry {owner!r})" if owner else "no connector stack")
+            + "; nothing was changed (give each stack its own SecretPrefix, or delete that secret)"
+        )

@@ -31,9 +31,7 @@ def check_connection(entry: ConnectionEntry, login: AnyConnection) -> list[Check
     if isinstance(login, RestConnection):
         checks.append(_try("site", lambda: _version(RestApi(login, name=entry.name))))
     gl = client_for(login, entry.name).within(deadline)
-    checks.append(
-        _try("gl batches and payments", lambda: f"batch lookup answered ({gl.posted_entries(PROBE_BATCH)})")
-    )
+    checks.append(_try("gl batches and payments", lambda: _batch_lookup(gl.posted_entries(PROBE_BATCH))))
     tasks = {job.task for job in entry.jobs}
     entities = sorted(
         t.removeprefix("download_") for t in tasks if t.startswith("download_") and t != "download_gl_batch"
@@ -54,6 +52,10 @@ def check_connection(entry: ConnectionEntry, login: AnyConnection) -> list[Check
 def _changed(records: RecordsBackend, entity: str, since: datetime) -> str:
     found = records.records_from(entity, since, after=True, query=RecordQuery(), limit=1)
     return f"{len(found)} changed since the check began"
+
+
+def _batch_lookup(found: set[int] | None) -> str:
+    return "the login reads GL batches (it cannot show that payments may be written: that needs a write)"
 
 
 def _version(api: RestApi) -> str:

@@ -1,13 +1,11 @@
 """The tasks a job can run on a schedule, and a registry entry checked job by job against the
 request model its function parses: a job the function would refuse is refused when it is added."""
 
-from typing import Any
-
 from pydantic import BaseModel, ValidationError
 
 from tasks.gl.requests import DownloadRequest
 from tasks.platform.errors import ConfigurationError, describe_validation
-from tasks.platform.registry import ConnectionEntry, Job
+from tasks.platform.registry import ConnectionEntry
 from tasks.records.requests import DownloadRecordsRequest, ListReportsRequest, RunReportRequest
 
 # task -> (the request its function parses, the function's logical id in template.yaml)
@@ -22,11 +20,6 @@ TASKS: dict[str, tuple[type[BaseModel], str]] = {
     "run_report": (RunReportRequest, "RunReportFunction"),
 }
 RESERVED = ("connection", "job")  # set from the entry and the job, never from the input
-
-
-def job_input(connection: str, job: Job) -> dict[str, Any]:
-    """What the schedule sends the function: the job's request, its connection and its id."""
-    return {"connection": connection, "job": job.id} | job.input
 
 
 def check_jobs(entry: ConnectionEntry) -> ConnectionEntry:

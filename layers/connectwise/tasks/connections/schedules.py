@@ -21,9 +21,9 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from connectwise.transport import Deadline
-from tasks.connections.jobs import TASKS, job_input
+from tasks.connections.jobs import TASKS
 from tasks.platform.observability import logger
-from tasks.platform.registry import ConnectionEntry, Registry
+from tasks.platform.registry import ConnectionEntry, Registry, job_event
 
 PREFIX = "cw-"
 SWEEP_RESERVE_SECONDS = 30.0  # a sweep stops comparing schedules this long before its deadline
@@ -46,6 +46,7 @@ class Changes:
     deleted: list[str] = field(default_factory=list)
     unchanged: int = 0
     unchecked: int = 0  # left for the next sweep (its time ran out)
+    failed: list[str] = field(default_factory=list)  # connections not reconciled, with why
 
     def add(self, other: "Changes") -> None:
         self.created += other.created
@@ -53,6 +54,7 @@ class Changes:
         self.deleted += other.deleted
         self.unchanged += other.unchanged
         self.unchecked += other.unchecked
+        self.failed += other.failed
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -61,6 +63,7 @@ class Changes:
             "deleted": len(self.deleted),
             "unchanged": self.unchanged,
             "unchecked": self.unchecked,
+            "failed": self.failed,
         }
 
 
@@ -92,7 +95,7 @@ def desired(entry: ConnectionEntry, settings: SchedulerSettings) -> dict[str, di
             "Target": {
                 "Arn": settings.functions[job.task],
                 "RoleArn": settings.role_arn,
-                "Input": json.dumps(job_input(entry.name, job), sort_keys=True),
+                "Input": json.dumps(job_event(entry.name, job), sort_keys=True),
                 "RetryPolicy": {
                     "MaximumRetryAttempts": settings.retry_attempts,
                     "MaximumEventAgeInSeconds": settings.max_event_age_seconds,
@@ -109,66 +112,122 @@ class Reconciler:
 
     def connection(self, name: str) -> Changes:
         """One connection's schedules made as its entry is now (none if it is gone), each one
-        compared in full."""
+        compared in full. Every write follows a fresh read of the entry."""
         entry = self.registry.get(name)
-        wanted = desired(entry, self.settings) if entry else {}
-        return self._converge(wanted, self._listed(connection_prefix(name)), Deadline())
+        wanted = self._desired(entry) if entry else {}
+        listed = self._listed(connection_prefix(name))
+        changes = Changes()
+        for schedule, spec in sorted(wanted.items()):
+            if schedule not in listed:
+                self._create(schedule, spec)
+                changes.created.append(schedule)
+            elif self._differs(schedule, spec):
+                self._update(schedule, spec)
+                changes.updated.append(schedule)
+            else:
+                changes.unchanged += 1
+        for schedule in sorted(listed.keys() - wanted.keys()):
+            with contextlib.suppress(self.scheduler.exceptions.ResourceNotFoundException):
+                self.scheduler.delete_schedule(
+                    GroupName=self.settings.group, Name=schedule
+                )  # or another run did
+            changes.deleted.append(schedule)
+        return changes
 
     def connections(self, names: Iterable[str]) -> Changes:
+        """Each connection on its own: one that Scheduler refuses (or that cannot be read) is
+        counted as failed and the others go on."""
         changes = Changes()
         for name in sorted(set(names)):
-            changes.add(self.connection(name))
+            try:
+                changes.add(self.connection(name))
+            except Exception as exc:
+                logger.exception("connection not reconciled", extra={"connection": name})
+                changes.failed.append(f"{name}: {exc}")
         return changes
 
     def sweep(self, deadline: Deadline) -> Changes:
-        """Every connection, and the group's schedules of connections no longer registered.
+        """Find the connections whose schedules differ from the registry, then reconcile each of
+        them as it is by then (a fresh read: a change made while the sweep ran is never undone).
+
         What a listing shows (a schedule missing, extra, or with another state or target) is
-        repaired for all; the rest of each schedule is compared while `deadline` allows, in a
+        found for all; the rest of each schedule is compared while `deadline` allows, in a
         random order (one GetSchedule each: 80,000 of them would outlast an invocation), so
         successive sweeps cover them all."""
+        invalid: list[str] = []
+        owners: dict[str, str] = {}  # schedule -> connection
         wanted: dict[str, dict[str, Any]] = {}
-        for entry in self.registry.scan():
-            wanted |= desired(entry, self.settings)
-        return self._converge(wanted, self._listed(PREFIX), deadline)
+        for entry in self.registry.scan(invalid):
+            try:
+                specs = self._desired(entry)
+            except KeyError as exc:  # a task no function runs (an entry edited by hand)
+                invalid.append(f"{entry.name}: unknown task {exc}")
+                continue
+            wanted |= specs
+            owners |= dict.fromkeys(specs, entry.name)
+        listed = self._listed(PREFIX)
+        suspects: set[str] = set()
+        compare = []
+        for schedule, spec in wanted.items():
+            summary = listed.get(schedule)
+            if (
+                summary is None
+                or summary.get("State") != spec["State"]
+                or summary.get("Target", {}).get("Arn") != spec["Target"]["Arn"]
+            ):
+                suspects.add(owners[schedule])
+            else:
+                compare.append(schedule)
+        strays = []
+        for schedule in sorted(listed.keys() - wanted.keys()):  # whose connection is gone, or was added since
+            owner = self._owner(schedule)
+            if owner:
+                suspects.add(owner)
+            else:
+                strays.append(schedule)
+        random.shuffle(compare)
+        unchecked, equal = 0, []
+        for schedule in compare:
+            if owners[schedule] in suspects:
+                continue
+            if deadline.left() < SWEEP_RESERVE_SECONDS:
+                unchecked += 1
+            elif self._differs(schedule, wanted[schedule]):
+                suspects.add(owners[schedule])
+            else:
+                equal.append(schedule)
+        changes = self.connections(suspects)
+        for schedule in strays:  # in the group, named as ours, for no connection's job
+            with contextlib.suppress(self.scheduler.exceptions.ResourceNotFoundException):
+                self.scheduler.delete_schedule(GroupName=self.settings.group, Name=schedule)
+            changes.deleted.append(schedule)
+        changes.failed += invalid
+        changes.unchanged += sum(1 for schedule in equal if owners[schedule] not in suspects)
+        changes.unchecked = unchecked
+        return changes
+
+    def _desired(self, entry: ConnectionEntry) -> dict[str, dict[str, Any]]:
+        return desired(entry, self.settings)
+
+    def _owner(self, schedule: str) -> str:
+        """The connection a schedule runs for (its input names it); "" if it names none."""
+        try:
+            found = self.scheduler.get_schedule(GroupName=self.settings.group, Name=schedule)
+            owner = json.loads(found["Target"]["Input"]).get("connection", "")
+        except (self.scheduler.exceptions.ResourceNotFoundException, KeyError, ValueError, AttributeError):
+            return ""
+        return (
+            owner
+            if isinstance(owner, str)
+            and connection_prefix(owner) == schedule[: len(connection_prefix(owner))]
+            else ""
+        )
 
     def _listed(self, prefix: str) -> dict[str, dict[str, Any]]:
         pages = self.scheduler.get_paginator("list_schedules").paginate(
             GroupName=self.settings.group, NamePrefix=prefix
         )
         return {s["Name"]: s for page in pages for s in page["Schedules"] if s["Name"].startswith(prefix)}
-
-    def _converge(
-        self, wanted: dict[str, dict[str, Any]], listed: dict[str, dict[str, Any]], deadline: Deadline
-    ) -> Changes:
-        changes = Changes()
-        compare = []
-        for name, spec in sorted(wanted.items()):
-            summary = listed.get(name)
-            if summary is None:
-                self._create(name, spec)
-                changes.created.append(name)
-            elif (
-                summary.get("State") != spec["State"]
-                or summary.get("Target", {}).get("Arn") != spec["Target"]["Arn"]
-            ):
-                self._update(name, spec)
-                changes.updated.append(name)
-            else:
-                compare.append(name)
-        random.shuffle(compare)
-        for name in compare:
-            if deadline.left() < SWEEP_RESERVE_SECONDS:
-                changes.unchecked += 1
-            elif self._differs(name, wanted[name]):
-                self._update(name, wanted[name])
-                changes.updated.append(name)
-            else:
-                changes.unchanged += 1
-        for name in sorted(listed.keys() - wanted.keys()):
-            with contextlib.suppress(self.scheduler.exceptions.ResourceNotFoundException):
-                self.scheduler.delete_schedule(GroupName=self.settings.group, Name=name)  # or another run did
-            changes.deleted.append(name)
-        return changes
 
     def _create(self, name: str, spec: dict[str, Any]) -> None:
         try:
@@ -232,6 +291,8 @@ def reconcile(request: ReconcileRequest, reconciler: Reconciler, deadline: Deadl
         changes = reconciler.connections(record.connection for record in request.Records)
     summary = changes.summary()
     logger.info("schedules reconciled", extra={"schedules": summary})
+    if changes.failed and not request.sweep:  # the stream delivers the batch again, then to its DLQ
+        raise RuntimeError(f"{len(changes.failed)} connection(s) not reconciled: {'; '.join(changes.failed)}")
     return summary
 
 

@@ -18,7 +18,8 @@ from connectwise.transport import Deadline
 from tasks.gl.requests import PostingConfirmation
 from tasks.gl.update import update_gl_batch
 from tasks.platform.errors import ConfigurationError, InvalidRequestError, is_permanent
-from tasks.platform.requests import parse_request
+from tasks.platform.requests import is_connection_name, parse_request
+from tasks.platform.secrets import refusal
 from tasks.platform.services import Services
 
 
@@ -51,7 +52,7 @@ def apply_confirmation(record: SqsRecordModel, services: Services, deadline: Dea
                 f"confirmation of batch {confirmation.batch_id} names connection {confirmation.connection!r} "
                 f"but was sent in message group {group!r}; send it with MessageGroupId = its connection"
             )
-        refused = services.refusal(confirmation.connection)
+        refused = refusal(confirmation.connection, services.entry(confirmation.connection))
         if refused:  # kept in the DLQ, to be re-driven once the connection is served again
             raise ConfigurationError(refused)
         return update_gl_batch(confirmation, services, deadline)
@@ -59,7 +60,14 @@ def apply_confirmation(record: SqsRecordModel, services: Services, deadline: Dea
         if not is_permanent(exc):
             log.warning("transient failure; SQS will retry", extra={"error": str(exc)})
             raise
-        services.dead_letters.keep(record.messageId, str(record.body), str(exc))
+        connection = body.get("connection") if isinstance(body, dict) else None
+        group = record.attributes.MessageGroupId
+        services.dead_letters.keep(
+            record.messageId,
+            str(record.body),
+            str(exc),
+            group or (connection if is_connection_name(connection) else None),
+        )
         log.error(
             "message rejected and copied to the DLQ",
             extra={"error": str(exc), "message_id": record.messageId},

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from tasks.payments.messages import Payment, RejectedPayment
 from tasks.platform.payment_ledger import APPLIED, PAYMENT, Entry, InvoiceLedger
+from tasks.platform.requests import is_connection_name
 
 Group = list[tuple[str, Payment]]  # (message id, payment) for one invoice
 
@@ -34,7 +35,8 @@ class PaymentOutcome:
 class Message:
     message_id: str
     body: str
-    connection: str | None = None  # from the message attribute `connection`
+    connection: str | None = None  # from the message attribute `connection`, else its MessageGroupId
+    refused: str = ""  # why the message as a whole cannot be applied (its connection unclear)
 
 
 @dataclass
@@ -110,11 +112,14 @@ def entry_outcome(
     )
 
 
-def rejected_outcome(item: RejectedPayment, message_id: str) -> PaymentOutcome:
+def rejected_outcome(item: RejectedPayment, message_id: str, sent_for: str | None) -> PaymentOutcome:
+    """Filed under the connection the message was sent for; a name read from the payment only
+    when the message named none and it is a connection's name (it becomes an S3 prefix)."""
     fields = item.fields
+    claimed = fields.get("connection", "")
     return PaymentOutcome(
         status="failed",
-        connection=fields.get("connection", ""),
+        connection=sent_for or (claimed if is_connection_name(claimed) else ""),
         invoice_number=fields.get("invoice_number", ""),
         payment_id=fields.get("payment_id", ""),
         paid_amount=fields.get("paid_amount", ""),

@@ -62,6 +62,7 @@ from tasks.platform.payment_ledger import (
     Entry,
     InvoiceLedger,
 )
+from tasks.platform.secrets import refusal
 from tasks.platform.services import Services
 
 MAX_PARALLEL_INVOICES = 8
@@ -94,6 +95,8 @@ def apply_payment_messages(
     groups: dict[tuple[str, str], Group] = defaultdict(list)
     for message in messages:
         try:
+            if message.refused:
+                raise InvalidRequestError(message.refused)
             parsed = parse_payment_message(message.body, message.connection)
         except InvalidRequestError as exc:
             result.rejected[message.message_id] = exc.message
@@ -112,11 +115,11 @@ def apply_payment_messages(
             continue
         for item in parsed:
             if isinstance(item, RejectedPayment):
-                result.outcomes.append(rejected_outcome(item, message.message_id))
+                result.outcomes.append(rejected_outcome(item, message.message_id, message.connection))
             else:
                 groups[(item.connection, item.invoice_number.upper())].append((message.message_id, item))
 
-    refused = {connection: services.refusal(connection) for connection, _ in groups}
+    refused = {connection: refusal(connection, services.entry(connection)) for connection, _ in groups}
     for (connection, _), group in groups.items():
         error = refused[connection]
         if error:  # kept in the DLQ with the reason, to be re-driven once the connection is served

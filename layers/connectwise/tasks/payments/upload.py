@@ -16,20 +16,18 @@ from connectwise.transport import Deadline
 from tasks.payments.outcomes import Message
 from tasks.payments.results import publish_outcomes, write_result_files
 from tasks.payments.settle import apply_payment_messages
+from tasks.platform.requests import is_connection_name
 from tasks.platform.services import Services
 
 
 def upload_invoice_payments(
     records: list[SqsRecordModel], services: Services, deadline: Deadline, request_id: str
 ) -> dict[str, Any]:
-    messages = [
-        Message(message_id=record.messageId, body=str(record.body), connection=connection_of(record))
-        for record in records
-    ]
+    messages = [Message(record.messageId, str(record.body), *connection_of(record)) for record in records]
     result = apply_payment_messages(messages, services, deadline)
     for message_id, error in result.rejected.items():
-        body = next(m.body for m in messages if m.message_id == message_id)
-        services.dead_letters.keep(message_id, body, error)
+        message = next(m for m in messages if m.message_id == message_id)
+        services.dead_letters.keep(message_id, message.body, error, message.connection)
         services.log.error(
             "message rejected and copied to the DLQ", extra={"error": error, "message_id": message_id}
         )
@@ -55,8 +53,18 @@ def upload_invoice_payments(
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in result.retry]}
 
 
-def connection_of(record: SqsRecordModel) -> str | None:
+def connection_of(record: SqsRecordModel) -> tuple[str | None, str]:
     """The message's connection: its `connection` attribute, else its MessageGroupId (senders set
-    the group to the connection, so the fair queue keeps one connection's backlog from the others)."""
+    the group to the connection, so the fair queue keeps one connection's backlog from the others);
+    and why the message is refused, if the two differ or name no connection."""
     attribute = record.messageAttributes.get("connection")
-    return (attribute.stringValue if attribute else None) or record.attributes.MessageGroupId
+    named, group = (attribute.stringValue if attribute else None), record.attributes.MessageGroupId
+    if named and group and named != group:
+        return None, (
+            f"message attribute connection {named[:64]!r} and MessageGroupId {group[:64]!r} differ; "
+            "send it with both naming its connection"
+        )
+    name = named or group
+    if name is not None and not is_connection_name(name):
+        return None, f"message names connection {name[:64]!r}, which is not a connection's name"
+    return name, ""

@@ -77,6 +77,7 @@ def records_client(connection: AnyConnection, name: str) -> RecordsBackend:
             site=connection.site,
             directory=connection.directory,
             use_ssl=connection.use_ssl,
+            time_zone=connection.time_zone,  # a SOAP time without an offset is the site's
         )
         return SoapRecords(SoapClient(login))
     if isinstance(connection, RestConnection):

@@ -10,7 +10,8 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -22,10 +23,17 @@ from tasks.platform.versioned import put_if_version
 
 CACHE_SECONDS = 60.0  # how long a function keeps a connection's entry: a disable takes hold within it
 JOB_ID = r"^[a-z0-9][a-z0-9-]{0,39}$"
-# Scheduler's own forms: cron() with six fields, rate() with a positive whole unit, at() once.
-SCHEDULE = re.compile(
-    r"^(cron\((\S+ ){5}\S+\)|rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)"
-    r"|at\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\))$"
+RATE = re.compile(r"^rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)$")
+MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
+DAYS = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
+# EventBridge Scheduler's cron fields: name, lowest, highest, names standing for numbers.
+CRON_FIELDS = (
+    ("minutes", 0, 59, ()),
+    ("hours", 0, 23, ()),
+    ("day-of-month", 1, 31, ()),
+    ("month", 1, 12, MONTHS),
+    ("day-of-week", 1, 7, DAYS),
+    ("year", 1970, 2199, ()),
 )
 
 
@@ -46,12 +54,59 @@ class Job(BaseModel):
     @field_validator("schedule")
     @classmethod
     def _scheduler_expression(cls, value: str) -> str:
-        if not SCHEDULE.match(value):
+        problem = schedule_problem(value)
+        if problem:
             raise ValueError(
-                "not an EventBridge Scheduler expression: cron(minutes hours day-of-month month "
-                "day-of-week year), rate(N minutes|hours|days) or at(yyyy-mm-ddThh:mm:ss)"
+                f"not an EventBridge Scheduler expression ({problem}): cron(minutes hours day-of-month "
+                "month day-of-week year), rate(N minutes|hours|days) or at(yyyy-mm-ddThh:mm:ss)"
             )
         return value
+
+
+def schedule_problem(value: str) -> str | None:
+    """What Scheduler would refuse in an expression (None: nothing), checked before any write:
+    a schedule it refuses would leave the job without one."""
+    if RATE.match(value):
+        return None
+    if value.startswith("at(") and value.endswith(")"):
+        try:
+            datetime.strptime(value[3:-1], "%Y-%m-%dT%H:%M:%S")
+        except ValueError:
+            return "no such date and time"
+        return None
+    if not (value.startswith("cron(") and value.endswith(")")):
+        return "neither cron(), rate() nor at()"
+    fields = value[5:-1].split(" ")
+    if len(fields) != 6:
+        return "cron() takes six fields"
+    if (fields[2] == "?") == (fields[4] == "?"):
+        return "exactly one of day-of-month and day-of-week must be ?"
+    for (name, low, high, names), text in zip(CRON_FIELDS, fields, strict=True):
+        if text != "?" and not all(_cron_item(item, name, low, high, names) for item in text.split(",")):
+            return f"{name} {text!r}"
+    return None
+
+
+def _cron_item(item: str, name: str, low: int, high: int, names: Sequence[str]) -> bool:
+    def number(text: str) -> bool:
+        if text.upper() in names:
+            return True
+        return text.isdigit() and low <= int(text) <= high
+
+    if name == "day-of-month" and (item in ("L", "LW") or (item.endswith("W") and number(item[:-1]))):
+        return True
+    if name == "day-of-week" and (item == "L" or (item.endswith("L") and number(item[:-1]))):
+        return True
+    if name == "day-of-week" and "#" in item:
+        day, _, nth = item.partition("#")
+        return number(day) and nth in {"1", "2", "3", "4", "5"}
+    base, _, step = item.partition("/")
+    if step and not (step.isdigit() and int(step) > 0):
+        return False
+    if base == "*":
+        return True
+    first, _, last = base.partition("-")
+    return number(first) and (not last or number(last))
 
 
 class ConnectionEntry(BaseModel):
@@ -63,6 +118,9 @@ class ConnectionEntry(BaseModel):
     name: str = ConnectionName
     backend: Literal["accounting_interface", "rest"]
     time_zone: str = "UTC"  # the zone its schedules and relative thru dates are read in
+    # The ConnectWise company its secret logs into, `company@site` (not secret): connections of
+    # one company must not download the same records (tasks.admin.commands checks their jobs).
+    site: str = ""
     enabled: bool = True
     jobs: list[Job] = Field(default_factory=list)
     version: int = 0  # of the stored item; a write lands only on the version it read
@@ -71,6 +129,10 @@ class ConnectionEntry(BaseModel):
     @field_validator("time_zone")
     @classmethod
     def _iana(cls, value: str) -> str:
+        if value.startswith(("posix/", "right/")) or value in ("Factory", "posixrules"):
+            raise ValueError(
+                f"{value!r} is not a zone EventBridge Scheduler takes (for example America/New_York)"
+            )
         return SiteLogin._iana_zone(value)
 
     @field_validator("jobs")
@@ -84,6 +146,12 @@ class ConnectionEntry(BaseModel):
 
     def job(self, job_id: str) -> Job | None:
         return next((job for job in self.jobs if job.id == job_id), None)
+
+
+def job_event(connection: str, job: Job) -> dict[str, Any]:
+    """What the job's schedule sends its function: the job's request, with its connection and id
+    set last (an input cannot name another connection)."""
+    return job.input | {"connection": connection, "job": job.id}
 
 
 def parse_entry(value: Any, what: str) -> ConnectionEntry:
@@ -142,10 +210,17 @@ class Registry:
                 f"connection {entry.name!r} was changed by someone else meanwhile; nothing was removed"
             ) from None
 
-    def scan(self) -> Iterator[ConnectionEntry]:
+    def scan(self, invalid: list[str] | None = None) -> Iterator[ConnectionEntry]:
+        """Every entry; with `invalid`, an entry that cannot be read (edited by hand) is named
+        there with its problem and passed over, instead of stopping the scan."""
         for page in self.db.get_paginator("scan").paginate(TableName=self.table, ConsistentRead=True):
             for item in page.get("Items", []):
-                yield _entry(item)
+                try:
+                    yield _entry(item)
+                except (ConfigurationError, KeyError, TypeError, ValueError) as exc:
+                    if invalid is None:
+                        raise
+                    invalid.append(f"{item.get('name', {}).get('S', '?')}: {exc}")
 
 
 def _key(name: str) -> dict[str, Any]:
@@ -156,6 +231,7 @@ def _item(entry: ConnectionEntry) -> dict[str, Any]:
     return _key(entry.name) | {
         "backend": {"S": entry.backend},
         "time_zone": {"S": entry.time_zone},
+        "site": {"S": entry.site},
         "enabled": {"BOOL": entry.enabled},
         "updated_at": {"S": entry.updated_at},
         # JSON text: a job's input is kept exactly as given (no float, no DynamoDB number rules).
@@ -165,15 +241,22 @@ def _item(entry: ConnectionEntry) -> dict[str, Any]:
 
 def _entry(item: dict[str, Any]) -> ConnectionEntry:
     name = item["name"]["S"]
+    try:
+        jobs = json.loads(item["jobs"]["S"])
+    except (KeyError, json.JSONDecodeError):
+        raise ConfigurationError(
+            f"registry entry of connection {name!r} is invalid: jobs is not JSON"
+        ) from None
     return parse_entry(
         {
             "name": name,
             "backend": item["backend"]["S"],
             "time_zone": item["time_zone"]["S"],
+            "site": item.get("site", {}).get("S", ""),
             "enabled": item["enabled"]["BOOL"],
             "updated_at": item.get("updated_at", {}).get("S", ""),
             "version": int(item["version"]["N"]),
-            "jobs": json.loads(item["jobs"]["S"]),
+            "jobs": jobs,
         },
         f"registry entry of connection {name!r}",
     )

@@ -1,5 +1,6 @@
 """Events into models: what every handler parses before its one call."""
 
+import re
 from typing import Any, TypeVar
 
 from aws_lambda_powertools.utilities.parser.models import SqsModel, SqsRecordModel
@@ -10,8 +11,14 @@ from tasks.platform.observability import logger
 
 M = TypeVar("M", bound=BaseModel)
 
-# A connection's name, as every request, message and setting writes it.
-ConnectionName = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# A connection's name, as every request, message and setting writes it: no `#` or `/`, so it can
+# stand in a ledger key or an S3 key without reaching into another connection's.
+CONNECTION_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+ConnectionName = Field(min_length=1, max_length=64, pattern=CONNECTION_NAME)
+
+
+def is_connection_name(value: object) -> bool:
+    return isinstance(value, str) and re.fullmatch(CONNECTION_NAME, value) is not None
 
 
 def parse_request(event: Any, model: type[M]) -> M:

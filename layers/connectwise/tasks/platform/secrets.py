@@ -14,6 +14,7 @@ from tasks.platform.registry import ConnectionEntry, Registry
 from tasks.platform.settings import Settings
 
 CACHE_SECONDS = 300
+_versions: dict[str, int] = {}  # the registry version each connection's cached secret was read at
 
 
 def secret_name(settings: Settings, connection: str) -> str:
@@ -40,6 +41,9 @@ def load_connection(name: str, settings: Settings, registry: Registry, fresh: bo
     refused = refusal(name, entry)
     if refused or entry is None:
         raise ConfigurationError(refused or name)
+    # A changed entry (a new login written by the admin, a connection removed and added again)
+    # reads its secret afresh: the admin writes a new secret before the entry that goes with it.
+    fresh = fresh or _versions.get(name) != entry.version
     try:
         value: Any = parameters.get_secret(
             secret_name(settings, name), transform="json", max_age=CACHE_SECONDS, force_fetch=fresh
@@ -49,7 +53,14 @@ def load_connection(name: str, settings: Settings, registry: Registry, fresh: bo
     except (ClientError, parameters.exceptions.GetParameterError) as exc:
         # boto's message names the error code and the secret id, never its value.
         raise ConfigurationError(f"cannot read the secret of connection {name!r}: {exc}") from None
-    return parse_secret(name, value, entry)
+    connection = parse_secret(name, value, entry)
+    _versions[name] = entry.version
+    return connection
+
+
+def site_of(login: AnyConnection) -> str:
+    """The ConnectWise company a login reaches, as the registry keeps it."""
+    return f"{login.company.lower()}@{login.site.lower()}"
 
 
 def parse_secret(name: str, value: Any, entry: ConnectionEntry) -> AnyConnection:
@@ -67,5 +78,9 @@ def parse_secret(name: str, value: Any, entry: ConnectionEntry) -> AnyConnection
     if backend != entry.backend:
         raise ConfigurationError(
             f"secret of connection {name!r} holds a {backend} login, but the registry says {entry.backend}"
+        )
+    if entry.site and site_of(connection) != entry.site:  # changed behind the admin's back
+        raise ConfigurationError(
+            f"secret of connection {name!r} logs into {site_of(connection)}, but the registry says {entry.site}"
         )
     return connection

@@ -14,6 +14,7 @@ from tasks.platform.dead_letters import DeadLetters
 from tasks.platform.notices import Notices
 from tasks.platform.observability import logger
 from tasks.platform.payment_ledger import PaymentLedger
+from tasks.platform.registry import ConnectionEntry
 from tasks.platform.settings import Settings
 from tasks.platform.storage import Store
 from tasks.platform.watermarks import Watermarks
@@ -28,10 +29,10 @@ class Services:
     client_for: Callable[[str], GLBackend]
     payment_ledger: PaymentLedger
     watermarks: Watermarks
+    entry: Callable[[str], ConnectionEntry | None]  # a connection's registry entry as stored now
     dead_letters: DeadLetters = field(default_factory=lambda: DeadLetters(lambda: None, ""))
     records_for: Callable[[str], RecordsBackend] = lambda name: NotImplemented  # reports and records
     refresh_login: Callable[[str], None] = lambda name: None  # re-read a connection's secret next time
-    refusal: Callable[[str], str | None] = lambda name: None  # why a connection is not served now
     count: Callable[[str, int], None] = lambda name, value: None  # a count metric
     clock: Callable[[], float] = time.time
     log: Logger = logger

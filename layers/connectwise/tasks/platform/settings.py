@@ -27,7 +27,7 @@ class Settings(BaseModel):
     event_bus_name: str = "default"
     registry_table: str = Field(min_length=1)  # the connection registry (tasks.platform.registry)
     # A connection's secret is named <prefix><connection>; the functions may read only that prefix.
-    secret_prefix: str = Field("connectwise/", pattern=r"^[A-Za-z0-9/_+=.@-]*$")
+    secret_prefix: str = Field("connectwise/", pattern=r"^([A-Za-z0-9_+=.@-]+/)+$")  # as template.yaml
     dead_letter_queue_url: str = ""
     stale_after_seconds: int = Field(300, gt=0)  # a claim older than this is from a crashed invocation
 
