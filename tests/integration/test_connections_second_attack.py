@@ -28,7 +28,7 @@ def entry(
 
 
 def admin_with(*others: ConnectionEntry) -> Any:
-    return SimpleNamespace(registry=SimpleNamespace(scan=lambda: iter(others)))
+    return SimpleNamespace(registry=SimpleNamespace(scan=lambda invalid=None: iter(others)))
 
 
 # --- 1. one company, two host names: the "no shared records" check is bypassed ------------------
