@@ -252,13 +252,13 @@ class Fired:
     error: BaseException | None = None
 
 
-def fire_schedules(stack: Stack, group_logical_id: str = "JobSchedules") -> list[Fired]:
-    """A simulated day: every ENABLED schedule of the stack's group invokes its target with its
-    input, as Scheduler would (disabled ones do not fire). An error is kept, not raised."""
+def scheduled(stack: Stack, group_logical_id: str = "JobSchedules") -> list[Fired]:
+    """Every ENABLED schedule of the stack's group, with the function and input it would fire,
+    not fired yet (disabled ones do not fire)."""
     scheduler = stack.client("scheduler")
     group = stack.physical[group_logical_id]
     by_arn = {arn: logical_id for logical_id, arn in stack.arns.items()}
-    fired = []
+    runs = []
     names = [
         s["Name"]
         for page in scheduler.get_paginator("list_schedules").paginate(GroupName=group)
@@ -269,13 +269,23 @@ def fire_schedules(stack: Stack, group_logical_id: str = "JobSchedules") -> list
         if schedule["State"] != "ENABLED":
             continue
         target = schedule["Target"]
-        run = Fired(name, by_arn[target["Arn"]], json.loads(target["Input"]))
-        try:
-            run.result = invoke(stack, run.function, run.input)
-        except Exception as exc:
-            run.error = exc
-        fired.append(run)
-    return fired
+        runs.append(Fired(name, by_arn[target["Arn"]], json.loads(target["Input"])))
+    return runs
+
+
+def fire(stack: Stack, run: Fired) -> Fired:
+    """Invoke the run's target with its input, as Scheduler would; an error is kept, not raised."""
+    try:
+        run.result = invoke(stack, run.function, run.input)
+    except Exception as exc:
+        run.error = exc
+    return run
+
+
+def fire_schedules(stack: Stack, group_logical_id: str = "JobSchedules") -> list[Fired]:
+    """A simulated day: every ENABLED schedule of the stack's group invokes its target with its
+    input, as Scheduler would (disabled ones do not fire). An error is kept, not raised."""
+    return [fire(stack, run) for run in scheduled(stack, group_logical_id)]
 
 
 def cold_start() -> None:
