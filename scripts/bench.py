@@ -8,6 +8,13 @@ compared with the capped sum of each invoice's distinct payments: duplicated and
 
 rest-export: a REST download of 10,000 unposted invoices (list them, export exactly those) with
 pages of 1000, against ConnectWise's default page size of 25, same sandbox and 50 ms per call.
+
+connections: 1000 connections (--connections, $BENCH_CONNECTIONS) registered through the admin
+path, each on its own sandbox company (every tenth company has two, one per location), half on
+each backend; the reconciler makes their schedules from the registry's stream, a sweep finds them
+unchanged, then every schedule's target is invoked once with its input (a simulated day). Jobs
+missed, doubled and crossed into another connection are counted from what the day left (the
+bucket, the bus, the ledger, the sandbox's calls); `--self-check` shows each check can fail.
 """
 
 import argparse
@@ -624,13 +631,18 @@ def _judge_outputs(by_name: dict[str, Planned], evidence: Evidence, found: Findi
                 found.crossed[key].append(f"written by a job of {connection}")
             elif key not in evidence.objects:
                 found.missed[f"{connection}/{run.input.get('job')}"].append(f"{key} is not in the bucket")
+    gl_jobs = {name: job for (name, job), task in evidence.jobs.items() if task == "download_gl_batch"}
     for company, by_connection in exported.items():
-        _judge_company_batches(company, by_connection, evidence, found)
+        _judge_company_batches(company, by_connection, evidence.invoices.get(company, set()), gl_jobs, found)
     return Outputs(batches, downloads)
 
 
 def _judge_company_batches(
-    company: str, by_connection: dict[str, set[str]], evidence: Evidence, found: Findings
+    company: str,
+    by_connection: dict[str, set[str]],
+    invoices: set[str],
+    gl_jobs: dict[str, str],
+    found: Findings,
 ) -> None:
     """A company's connections export disjoint invoices (one owner level each) and together all of
     them (nothing is posted: every invoice of the sandbox is unposted and dated before today)."""
@@ -642,12 +654,11 @@ def _judge_company_batches(
                     f"{number} exported by {seen[number]} and {connection}"
                 )
             seen.setdefault(number, connection)
-    left_out = evidence.invoices.get(company, set()) - set(seen)
-    for (connection, job), task in evidence.jobs.items():
-        if left_out and task == "download_gl_batch" and connection in by_connection:
-            found.missed[f"{connection}/{job}"].append(
-                f"{len(left_out)} invoices of {company} in no GL batch of its connections"
-            )
+    left_out = invoices - set(seen)
+    for connection in by_connection if left_out else ():
+        found.missed[f"{connection}/{gl_jobs.get(connection)}"].append(
+            f"{len(left_out)} invoices of {company} in no GL batch of its connections"
+        )
 
 
 def _judge_events(
@@ -713,19 +724,20 @@ def _judge_calls(planned: list[Planned], evidence: Evidence, found: Findings) ->
         for run in evidence.fired
         if run.error is None
     }
+    by_name = {c.name: c for c in planned}
     interfaces: dict[str, set[str]] = defaultdict(set)
     exports: dict[str, int] = defaultdict(int)
-    for connection in planned:
-        for job, task in ((j, t) for (name, j), t in evidence.jobs.items() if name == connection.name):
-            if (connection.name, job) not in ran:
-                continue
-            if connection.backend == "rest":
-                interfaces[connection.company].add("rest")
-            elif task == "download_gl_batch":
-                interfaces[connection.company].add("gl")
-                exports[connection.company] += 1
-            else:
-                interfaces[connection.company].add("soap")
+    for (name, job), task in evidence.jobs.items():
+        connection = by_name.get(name)
+        if connection is None or (name, job) not in ran:
+            continue
+        if connection.backend == "rest":
+            interfaces[connection.company].add("rest")
+        elif task == "download_gl_batch":
+            interfaces[connection.company].add("gl")
+            exports[connection.company] += 1
+        else:
+            interfaces[connection.company].add("soap")
     for company, calls in evidence.calls.items():
         subject = f"company {company} calls"
         for interface, count in sorted(calls.items()):
@@ -783,6 +795,7 @@ def connections_run(count: int, workers: int, sabotage: Sabotage = Sabotage()) -
             cold_start()
             stack = create_stack(endpoint, {})
             _observe_events(stack)
+            invoices = sandbox_invoices(site, companies)
         with phases.timed("register"):
             admin = admin_for(stack)
             for index, connection in enumerate(planned):
@@ -796,7 +809,7 @@ def connections_run(count: int, workers: int, sabotage: Sabotage = Sabotage()) -
             runs = _sabotage_schedules(stack, scheduled(stack), sabotage)
         fired, phases["day"] = run_day(stack, dynamodb_endpoint, runs, workers)
         with phases.timed("gather"):
-            evidence = gather(stack, site, companies, fired)
+            evidence = gather(stack, site, invoices, fired)
     with phases.timed("judge"):
         findings = judge(planned, evidence)
     return ConnectionsRun(len(planned), len(evidence.jobs), created, swept, phases, findings, evidence)
@@ -893,7 +906,9 @@ def _observed_events(stack: Any) -> list[dict[str, Any]]:
     return [json.loads(event["message"]) for page in pages for event in page["events"]]
 
 
-def gather(stack: Any, site: str, companies: list[str], fired: list[Fired]) -> Evidence:
+def gather(stack: Any, site: str, invoices: dict[str, set[str]], fired: list[Fired]) -> Evidence:
+    """What the day left: the registry's jobs, every output object, the events, the ledger and
+    the sandbox's calls (read after the day, not timed)."""
     admin = admin_for(stack)
     jobs = {
         (entry.name, job.id): job.task
@@ -908,12 +923,9 @@ def gather(stack: Any, site: str, companies: list[str], fired: list[Fired]) -> E
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
         for item in page.get("Contents", [])
     ]
-    with ThreadPoolExecutor(8) as pool:  # reads from moto, not the connector's work: not timed
+    with ThreadPoolExecutor(8) as pool:
         bodies = pool.map(lambda key: s3.get_object(Bucket=bucket, Key=key)["Body"].read(), keys)
         objects = dict(zip(keys, bodies, strict=True))
-        invoices = dict(
-            zip(companies, pool.map(lambda company: _invoice_numbers(site, company), companies), strict=True)
-        )
     dynamodb = stack.client("dynamodb")
     ledger = [
         item
@@ -924,10 +936,18 @@ def gather(stack: Any, site: str, companies: list[str], fired: list[Fired]) -> E
     return Evidence(jobs, fired, objects, _observed_events(stack), ledger, calls, invoices)
 
 
-def _invoice_numbers(site: str, company: str) -> set[str]:
-    reply = requests.get(f"http://{site}/_sandbox/invoices", params={"company": company}, timeout=30)
-    reply.raise_for_status()
-    return {invoice["number"] for invoice in reply.json()}
+def sandbox_invoices(site: str, companies: list[str]) -> dict[str, set[str]]:
+    """Each company's invoice numbers, from the sandbox's own view, before the day (which also
+    makes each company's data now: the sandbox makes it on a company's first call, and the day
+    times the connector, not that)."""
+
+    def numbers(company: str) -> set[str]:
+        reply = requests.get(f"http://{site}/_sandbox/invoices", params={"company": company}, timeout=30)
+        reply.raise_for_status()
+        return {invoice["number"] for invoice in reply.json()}
+
+    with ThreadPoolExecutor(8) as pool:
+        return dict(zip(companies, pool.map(numbers, companies), strict=True))
 
 
 def bench_connections(count: int, workers: int) -> str:
@@ -1141,8 +1161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--environments",
         type=int,
-        default=3,
-        help="Lambda execution environments (processes) running the connections benchmark's day (default 3)",
+        default=4,
+        help="Lambda execution environments (processes) running the connections benchmark's day (default 4)",
     )
     parser.add_argument(
         "--only", choices=("payments", "rest-export", "connections"), help="run one benchmark"
