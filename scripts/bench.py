@@ -798,9 +798,11 @@ def connections_run(count: int, workers: int, sabotage: Sabotage = Sabotage()) -
             invoices = sandbox_invoices(site, companies)
         with phases.timed("register"):
             admin = admin_for(stack)
-            for index, connection in enumerate(planned):
-                add(admin, connection_file(connection), secret_of(planned, index, site, sabotage))
+            honest = plan_connections(count)
+            for index, connection in enumerate(honest):
+                add(admin, connection_file(connection), secret_of(honest, index, site, Sabotage()))
                 set_enabled(admin, connection.name, True, check=False)
+            _behind_the_admins_back(stack, planned, site, sabotage)
         with phases.timed("reconcile"):
             created = sum(changes["created"] for changes in reconcile(stack))
         with phases.timed("sweep"):
@@ -813,6 +815,34 @@ def connections_run(count: int, workers: int, sabotage: Sabotage = Sabotage()) -
     with phases.timed("judge"):
         findings = judge(planned, evidence)
     return ConnectionsRun(len(planned), len(evidence.jobs), created, swept, phases, findings, evidence)
+
+
+def _behind_the_admins_back(stack: Any, planned: list[Planned], site: str, sabotage: Sabotage) -> None:
+    """The self-check's registry faults, which the admin refuses (a login of another company, an
+    owner level its company's other connection downloads): written straight into the secret and
+    the registry, as a connector without those checks would have let them through."""
+    db, table = stack.client("dynamodb"), stack.physical["ConnectionsTable"]
+    for index, connection in enumerate(planned):
+        key = {"name": {"S": connection.name}}
+        if connection.name == sabotage.crossed_secret:
+            login = secret_of(planned, index, site, sabotage)
+            stack.client("secretsmanager").put_secret_value(
+                SecretId=f"{stack.parameters['SecretPrefix']}{connection.name}",
+                SecretString=json.dumps(login),
+            )
+            db.update_item(  # so the functions' own check (the login's company) lets it through
+                TableName=table,
+                Key=key,
+                UpdateExpression="SET site = :site",
+                ExpressionAttributeValues={":site": {"S": f"{login['company'].lower()}@{site.lower()}"}},
+            )
+        if connection.name == sabotage.same_owner_level:
+            db.update_item(
+                TableName=table,
+                Key=key,
+                UpdateExpression="SET jobs = :jobs",
+                ExpressionAttributeValues={":jobs": {"S": json.dumps(connection_file(connection)["jobs"])}},
+            )
 
 
 def _sabotage_schedules(stack: Any, runs: list[Fired], sabotage: Sabotage) -> list[Fired]:
