@@ -774,10 +774,6 @@ def connections_run(count: int, workers: int, sabotage: Sabotage = Sabotage()) -
     """Register `count` connections through the admin path, let the reconciler make their
     schedules from the registry's stream, sweep them, then fire every schedule once."""
     from tasks.admin.commands import add, set_enabled
-    from tasks.platform.observability import logger
-
-    # The reconciler runs in this process, whose logger took its level on import (the harness's).
-    logger.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "ERROR"))
 
     planned = sabotaged(plan_connections(count), sabotage)
     companies = sorted({c.company for c in planned})
@@ -1212,6 +1208,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    from tasks.platform.observability import logger
+
+    # The reconciler runs in this process (registering a connection), and the connector's logger
+    # took its level when the harness imported it, before the line above.
+    logger.setLevel(os.environ["POWERTOOLS_LOG_LEVEL"])
     if args.self_check:
         return self_check(args.environments)
     if args.only in (None, "payments"):
