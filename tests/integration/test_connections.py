@@ -42,6 +42,21 @@ def company_login(env: LocalEnvironment, company: str) -> dict[str, Any]:
     return sandbox_login(env.backend, company) | {"site": env.sandbox_site, "use_ssl": False}
 
 
+def put_by_hand(env: LocalEnvironment, name: str, jobs: str) -> None:
+    """A registry entry written outside the admin (the console), with `jobs` as its JSON text."""
+    env.stack.client("dynamodb").put_item(
+        TableName=env.stack.physical["ConnectionsTable"],
+        Item={
+            "name": {"S": name},
+            "backend": {"S": "rest"},
+            "time_zone": {"S": "UTC"},
+            "enabled": {"BOOL": True},
+            "version": {"N": "1"},
+            "jobs": {"S": jobs},
+        },
+    )
+
+
 def schedules(env: LocalEnvironment) -> dict[str, dict[str, Any]]:
     scheduler, group = env.stack.client("scheduler"), env.stack.physical["JobSchedules"]
     names = [s["Name"] for s in scheduler.list_schedules(GroupName=group)["Schedules"]]
@@ -541,17 +556,7 @@ def test_an_unreadable_entry_refuses_only_its_own_payments_and_is_named_by_list(
 ) -> None:
     from tests.integration.test_payments import deliver, payment, send
 
-    env.stack.client("dynamodb").put_item(  # written by hand, with jobs that are not JSON
-        TableName=env.stack.physical["ConnectionsTable"],
-        Item={
-            "name": {"S": "broken"},
-            "backend": {"S": "rest"},
-            "time_zone": {"S": "UTC"},
-            "enabled": {"BOOL": True},
-            "version": {"N": "1"},
-            "jobs": {"S": "not json"},
-        },
-    )
+    put_by_hand(env, "broken", "not json")
     first, second = sandbox.accounting.site.invoices[:2]
     send(env, payment(first.number, "2.00", "OK-1"))
     send(env, payment(second.number, "3.00", "B-1", connection="broken"), group="broken")

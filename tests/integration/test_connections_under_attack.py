@@ -204,23 +204,10 @@ def test_one_unreadable_registry_item_does_not_stop_the_sweep_or_list(env: Local
     """An item written outside the admin (or valid under an older version of the models) makes
     Registry.scan raise: the sweep and `admin list` fail for every connection."""
     from tasks.admin.commands import listing
+    from tests.integration.test_connections import put_by_hand
 
-    dynamodb = env.stack.client("dynamodb")
-    dynamodb.put_item(
-        TableName=env.stack.physical["ConnectionsTable"],
-        Item={
-            "name": {"S": "broken"},
-            "backend": {"S": "rest"},
-            "time_zone": {"S": "UTC"},
-            "enabled": {"BOOL": True},
-            "version": {"N": "1"},
-            "jobs": {
-                "S": json.dumps(
-                    [gl_job() | {"task": "retired_task", "enabled": True, "flexible_window_minutes": 60}]
-                )
-            },
-        },
-    )
+    retired = gl_job() | {"task": "retired_task", "enabled": True, "flexible_window_minutes": 60}
+    put_by_hand(env, "broken", json.dumps([retired]))
     rows = listing(admin_for(env.stack))  # does not raise
     assert "main" in [r["name"] for r in rows]
     reconciler_for(env).sweep(Deadline(900))  # does not raise
