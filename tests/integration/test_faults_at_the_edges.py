@@ -24,7 +24,7 @@ from tasks.payments.outcomes import Message
 from tasks.payments.settle import apply_payment_messages
 from tasks.platform.batch_ledger import Ledger
 from tests.conftest import rest_connection
-from tests.integration.test_gl_life_cycle import batches, confirm, download, stored_batch
+from tests.integration.test_gl_life_cycle import batches, confirm, download, stored_batch, throttling_passes
 from tests.integration.test_payments import (
     dead_letters,
     deliver,
@@ -176,6 +176,7 @@ def test_a_payment_applied_by_another_messages_sync_is_reported_when_it_comes_ag
         sandbox.faults.set({"statuses": [429], "retry_after": 3600})
         [response] = deliver(env)
         assert len(response["batchItemFailures"]) == 1
+        throttling_passes(env)  # the queue's redelivery comes after the Retry-After
     assert deliver(env) == [] and len(dead_letters(env)) == 1
     sandbox.faults.set({"statuses": []})
     send(env, payment(target.number, "5.00", "P2", day=2))

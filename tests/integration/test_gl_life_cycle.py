@@ -42,8 +42,26 @@ def confirm(env: LocalEnvironment, *bodies: Any) -> list[dict[str, Any]]:
 
 
 def ledger_items(env: LocalEnvironment) -> dict[str, dict[str, Any]]:
+    """The ledger's records (the connections' budgets of ConnectWise calls aside)."""
     items = env.stack.client("dynamodb").scan(TableName=env.stack.physical["LedgerTable"])["Items"]
-    return {item["pk"]["S"]: item for item in items}
+    return {item["pk"]["S"]: item for item in items if not item["pk"]["S"].startswith("budget#")}
+
+
+def throttling_passes(env: LocalEnvironment) -> None:
+    """As if ConnectWise's Retry-After had passed: the connections' budgets start afresh."""
+    dynamodb = env.stack.client("dynamodb")
+    table = env.stack.physical["LedgerTable"]
+    for item in dynamodb.scan(TableName=table)["Items"]:
+        if item["pk"]["S"].startswith("budget#"):
+            dynamodb.delete_item(TableName=table, Key={"pk": item["pk"]})
+
+
+def paused_until(env: LocalEnvironment, connection: str = "main") -> float:
+    """When the connection's calls may go again after a 429 (epoch seconds)."""
+    item = env.stack.client("dynamodb").get_item(
+        TableName=env.stack.physical["LedgerTable"], Key={"pk": {"S": f"budget#{connection}"}}
+    )["Item"]
+    return int(item["next_at"]["N"]) / 1000
 
 
 def batches(env: LocalEnvironment) -> dict[str, str]:

@@ -19,6 +19,7 @@ from tasks.payments.settle import apply_payment_messages
 from tasks.platform.errors import InvalidRequestError
 from tasks.platform.payment_ledger import PaymentLedger
 from tests.conftest import rest_connection, sandbox_connection
+from tests.integration.test_gl_life_cycle import paused_until, throttling_passes
 
 QUEUE, FUNCTION = "PaymentsQueue", "UploadInvoicePaymentsFunction"
 
@@ -684,6 +685,10 @@ def test_a_retry_after_longer_than_the_invocation_can_wait_returns_the_message(
     send(env, payment(target.number, "10.00", "P1"))
     [first] = deliver(env)
     assert len(first["batchItemFailures"]) == 1 and waits == []  # not slept: retried by the queue
+    # Every invocation of the connection waits the hour: the next delivery sends nothing either.
+    assert paused_until(env) > time.time() + 3000
+    assert len(deliver(env)[0]["batchItemFailures"]) == 1 and target.paid_amount == 0
+    throttling_passes(env)
     assert deliver(env) == [{"batchItemFailures": []}] and target.paid_amount == Decimal("10.00")
 
 

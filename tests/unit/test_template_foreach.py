@@ -57,6 +57,7 @@ def test_the_loop_gives_the_five_functions_as_they_were_written_out(written_out:
         assert granted == {
             "dynamodb:GetItem",
             "dynamodb:PutItem",
+            "dynamodb:UpdateItem",  # the connection's budget of ConnectWise calls only (budget#*)
             "s3:PutObject",
             "events:PutEvents",
             "secretsmanager:GetSecretValue",

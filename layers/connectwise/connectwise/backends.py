@@ -17,7 +17,7 @@ from connectwise.glexport import GLBatch
 from connectwise.models import PaymentApplied, RecreateFilters, SiteLogin
 from connectwise.rest.api import RestConnection
 from connectwise.rest.client import RestClient
-from connectwise.transport import Deadline
+from connectwise.transport import UNPACED, Deadline, Pacer
 
 AnyConnection = Connection | RestConnection
 
@@ -86,7 +86,7 @@ def parse_connection(value: Any) -> AnyConnection:
     return CONNECTIONS.validate_python(value)
 
 
-def client_for(connection: AnyConnection, name: str = "") -> GLBackend:
+def client_for(connection: AnyConnection, name: str = "", pacer: Pacer = UNPACED) -> GLBackend:
     if isinstance(connection, RestConnection):
-        return RestClient(connection, name=name)
-    return AccountingClient(connection)
+        return RestClient(connection, name=name, pacer=pacer)
+    return AccountingClient(connection, pacer=pacer)

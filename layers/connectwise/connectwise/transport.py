@@ -11,13 +11,15 @@
   raises `OutcomeUnknownError`, and the caller reads ConnectWise's state back or holds the record
   until a late landing can no longer happen.
 * Redirects are never followed: credentials go only to the configured site.
+* Every attempt first waits its turn in the connection's budget of calls (`Pacer`), and a 429 is
+  told to it, so that every invocation of the connection slows down, not only this one.
 """
 
 import math
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -32,6 +34,32 @@ RESERVE = 10.0  # seconds kept after the last call for the ledger, the result fi
 # A write whose outcome is unknown may still land for this long (longer than ConnectWise runs a
 # request): the records it carried are held, nothing newer is written over them meanwhile.
 HOLD_AFTER_UNKNOWN = 300.0
+
+
+class Pacer(Protocol):
+    """A connection's budget of ConnectWise calls, shared by everything that calls for it."""
+
+    def wait_turn(self, deadline: "Deadline", what: str) -> None:
+        """Return when the next call may be sent; raise TransportError (transient, nothing sent)
+        if its turn comes after what the invocation can wait."""
+        ...
+
+    def throttled(self, retry_after: float) -> None:
+        """ConnectWise answered 429 asking to wait `retry_after` seconds."""
+        ...
+
+
+class Unpaced:
+    """No budget: a script's or a test's client, which only reacts to 429s."""
+
+    def wait_turn(self, deadline: "Deadline", what: str) -> None:
+        return None
+
+    def throttled(self, retry_after: float) -> None:
+        return None
+
+
+UNPACED = Unpaced()
 
 
 class Deadline:
@@ -105,6 +133,7 @@ def send(
     backoff: float,
     repeatable: bool,
     said: Callable[[requests.Response], str] | None = None,
+    pacer: Pacer = UNPACED,
     **request: Any,
 ) -> requests.Response:
     """One call with the retries above. Returns any answer below 500 but 429 (the caller reads
@@ -112,6 +141,7 @@ def send(
     host = urlsplit(url).netloc
     for attempt in range(retries + 1):
         last = attempt == retries
+        pacer.wait_turn(deadline, what)
         read = deadline.timeout(timeout, what)
         try:
             response = session.request(method, url, timeout=read, **request)
@@ -131,12 +161,15 @@ def send(
             if status < 500 and status != 429:
                 return response
             error = f"{what}: HTTP {status} from ConnectWise{(said or first_line)(response)}"
+            wait = _retry_after(response, backoff, attempt)
+            if status == 429:
+                pacer.throttled(wait)
             if status not in NOT_RUN and not repeatable:
                 raise OutcomeUnknownError(error, status=status)
             if last:
                 raise TransportError(error, status=status)
             if status in NOT_RUN or response.headers.get("Retry-After"):
-                deadline.sleep(_retry_after(response, backoff, attempt), what)
+                deadline.sleep(wait, what)
                 continue
         deadline.sleep(backoff * 2**attempt * random.uniform(0.5, 1.0), what)  # noqa: S311 - jitter
     raise AssertionError("unreachable")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import boto3
 
 from tasks.platform.batch_ledger import Ledger
+from tasks.platform.budget import Budgets
 from tasks.platform.clients import accounting_clients, records_clients
 from tasks.platform.dead_letters import DeadLetters
 from tasks.platform.errors import ConfigurationError
@@ -39,7 +40,8 @@ def services() -> Services:
     settings = Settings.from_env()
     dynamodb = boto3.client("dynamodb")
     registry = Registry(dynamodb, settings.registry_table)
-    clients = accounting_clients(settings, registry)
+    budgets = Budgets(dynamodb, settings.table_name, registry)
+    clients = accounting_clients(settings, registry, budgets)
     return Services(
         settings=settings,
         ledger=Ledger(dynamodb, settings.table_name),
@@ -51,7 +53,7 @@ def services() -> Services:
         watermarks=Watermarks(dynamodb, settings.table_name),
         entry=registry.get,
         dead_letters=DeadLetters(cache(lambda: boto3.client("sqs")), settings.dead_letter_queue_url),
-        records_for=records_clients(settings, registry),
+        records_for=records_clients(settings, registry, budgets),
         count=count,
         log=logger,
     )

@@ -66,9 +66,11 @@ class AccountingClient:
         retries: int = 3,
         backoff: float = 0.5,
         session: requests.Session | None = None,
+        pacer: transport.Pacer = transport.UNPACED,
     ) -> None:
         self.connection = connection
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        self.pacer = pacer
         self.session = session or transport.new_session()
         if transport.refuse_redirects not in self.session.hooks["response"]:
             self.session.hooks["response"].append(transport.refuse_redirects)
@@ -172,6 +174,7 @@ class AccountingClient:
             retries=self.retries,
             backoff=self.backoff,
             repeatable=repeatable,
+            pacer=self.pacer,
             data=login | fields,
         )
         body = response.content

@@ -56,12 +56,14 @@ class RestApi:
         backoff: float = 0.5,
         page_size: int = MAX_PAGE_SIZE,
         session: requests.Session | None = None,
+        pacer: transport.Pacer = transport.UNPACED,
     ) -> None:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}, got {page_size}")
         self.connection = connection
         self.label = f"connection {name!r}" if name else f"ConnectWise site {connection.site}"
         self.timeout, self.retries, self.backoff, self.page_size = timeout, retries, backoff, page_size
+        self.pacer = pacer
         self.session = session or transport.new_session()
         if transport.refuse_redirects not in self.session.hooks["response"]:
             self.session.hooks["response"].append(transport.refuse_redirects)
@@ -171,6 +173,7 @@ class RestApi:
             backoff=self.backoff,
             repeatable=repeatable,
             said=_said,
+            pacer=self.pacer if auth else transport.UNPACED,  # the codebase lookup is not an API call
             params=params,
             data=data,
             headers=(headers or {}) | ({"Content-Type": "application/json"} if data else {}),

@@ -119,10 +119,18 @@ class SoapClient:
     """Reports and Find operations of one site, as one integrator login."""
 
     def __init__(
-        self, login: IntegratorLogin, *, timeout: float = 60.0, retries: int = 3, backoff: float = 0.5
+        self,
+        login: IntegratorLogin,
+        *,
+        timeout: float = 60.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        pacer: transport.Pacer = transport.UNPACED,
     ):
         self.login = login
+        self.pacer = pacer
         session = transport.new_session()
+        session.hooks["response"].append(self._throttled)
         retry = _CappedRetry(
             total=retries,
             backoff_factor=backoff,
@@ -233,6 +241,7 @@ class SoapClient:
         self._transport.operation_timeout = self.deadline.timeout(
             (5.0, self.timeout), f"{api.name}.{operation}"
         )[1]
+        self.pacer.wait_turn(self.deadline, f"{api.name}.{operation}")
         credentials = {
             "CompanyId": self.login.company,
             "IntegratorLoginId": self.login.integrator_login_id,
@@ -256,6 +265,12 @@ class SoapClient:
             raise ConnectWiseError(f"{api.name}.{operation}: unreadable SOAP reply: {exc}") from None
         except requests.RequestException as exc:
             raise TransportError(f"{api.name}.{operation}: {type(exc).__name__}") from None
+
+    def _throttled(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """A 429 urllib3 could not wait out: the connection's other calls slow down too."""
+        if response.status_code == 429:
+            retry_after = response.headers.get("Retry-After", "")
+            self.pacer.throttled(float(retry_after) if retry_after.isdigit() else 1.0)
 
 
 def _all_pages(fetch: Callable[[int, int], list[T]], page_size: int, skip: int = 0) -> Iterator[T]:

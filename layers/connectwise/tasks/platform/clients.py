@@ -9,6 +9,7 @@ from connectwise.backends import AnyConnection, GLBackend, client_for
 from connectwise.records import RecordsBackend
 from connectwise.rest.api import RestApi, RestConnection
 from connectwise.rest.records import RestRecords
+from connectwise.transport import UNPACED, Pacer
 from tasks.platform.errors import ConfigurationError
 from tasks.platform.registry import Registry
 from tasks.platform.secrets import load_connection
@@ -45,27 +46,30 @@ class ClientsByConnection(Generic[L, C]):
 
 
 def accounting_clients(
-    settings: Settings, registry: Registry
+    settings: Settings, registry: Registry, budgets: Callable[[str], Pacer] = lambda name: UNPACED
 ) -> ClientsByConnection[AnyConnection, GLBackend]:
-    """The client of each connection's backend (Accounting Interface or REST), per its secret."""
+    """The client of each connection's backend (Accounting Interface or REST), per its secret,
+    paced by the connection's budget."""
     return ClientsByConnection(
-        lambda name, fresh: load_connection(name, settings, registry, fresh), client_for
+        lambda name, fresh: load_connection(name, settings, registry, fresh),
+        lambda login, name: client_for(login, name, budgets(name)),
     )
 
 
 def records_clients(
-    settings: Settings, registry: Registry
+    settings: Settings, registry: Registry, budgets: Callable[[str], Pacer] = lambda name: UNPACED
 ) -> "ClientsByConnection[AnyConnection, RecordsBackend]":
     """The reports and records client of each connection: SOAP when its secret holds an
     `integrator` login (sites that still have the SOAP APIs, or a connection that asks for them),
     else REST (a REST connection's API keys). zeep is imported when the first SOAP client is built:
     the GL and payment functions never build one, so their cold start never loads it."""
     return ClientsByConnection(
-        lambda name, fresh: load_connection(name, settings, registry, fresh), records_client
+        lambda name, fresh: load_connection(name, settings, registry, fresh),
+        lambda login, name: records_client(login, name, budgets(name)),
     )
 
 
-def records_client(connection: AnyConnection, name: str) -> RecordsBackend:
+def records_client(connection: AnyConnection, name: str, pacer: Pacer = UNPACED) -> RecordsBackend:
     if connection.integrator is not None:
         from connectwise.soap.client import IntegratorLogin, SoapClient
         from connectwise.soap.records import SoapRecords
@@ -79,9 +83,9 @@ def records_client(connection: AnyConnection, name: str) -> RecordsBackend:
             use_ssl=connection.use_ssl,
             time_zone=connection.time_zone,  # a SOAP time without an offset is the site's
         )
-        return SoapRecords(SoapClient(login))
+        return SoapRecords(SoapClient(login, pacer=pacer))
     if isinstance(connection, RestConnection):
-        return RestRecords(RestApi(connection, name=name))
+        return RestRecords(RestApi(connection, name=name, pacer=pacer))
     raise ConfigurationError(
         f"connection {name!r} cannot run reports or download records: its secret needs REST API keys "
         '("backend": "rest") or an integrator login ("integrator": {"login_id": ..., "password": ...})'

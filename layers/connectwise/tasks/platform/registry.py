@@ -22,6 +22,7 @@ from tasks.platform.errors import ConfigurationError, describe_validation
 from tasks.platform.requests import ConnectionName
 from tasks.platform.versioned import put_if_version
 
+DEFAULT_CALLS_PER_MINUTE = 600
 CACHE_SECONDS = 60.0  # how long a function keeps a connection's entry: a disable takes hold within it
 JOB_ID = r"^[a-z0-9][a-z0-9-]{0,39}$"
 # Scheduler's rate(): 1 takes the singular unit, more the plural.
@@ -124,6 +125,9 @@ class ConnectionEntry(BaseModel):
     # one company must not download the same records (tasks.admin.commands checks their jobs).
     site: str = ""
     enabled: bool = True
+    # ConnectWise calls a minute for all of its functions together (tasks.platform.budget): the
+    # default leaves room under ConnectWise's ~1,000 for the MSP's other integrations.
+    calls_per_minute: int = Field(DEFAULT_CALLS_PER_MINUTE, ge=1, le=60_000)
     jobs: list[Job] = Field(default_factory=list)
     version: int = 0  # of the stored item; a write lands only on the version it read
     updated_at: str = ""
