@@ -18,12 +18,15 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from connectwise.accounting_interface import wire
-from connectwise.accounting_interface.client import AccountingClient
+from connectwise.accounting_interface.client import AccountingClient, Connection
+from connectwise.errors import TransportError
 from connectwise.rest.api import RestApi
 from connectwise.soap.client import SoapClient
+from sandbox.__main__ import main as sandbox_main
 from sandbox.budget import Budget, Credential, soap_credential
 from sandbox.rest import API_PREFIX, RestCredentials
 from sandbox.server import SandboxServer, start_sandbox
+from scripts.harness import SANDBOX_LOGIN, sandbox_process
 from tests.conftest import rest_connection, sandbox_connection
 from tests.generated_client import Api
 from tests.integration.test_soap import login as soap_login
@@ -362,6 +365,24 @@ def test_the_constructor_takes_a_budget_and_refuses_a_bad_one() -> None:
         server.stop()
     with pytest.raises(ValueError, match="window_seconds 0"):
         SandboxServer(budget_calls=5, budget_window_seconds=0)
+
+
+def test_the_harness_starts_a_budgeted_sandbox_process() -> None:
+    with sandbox_process(seed=2, invoices=2, budget_calls=1, budget_window_seconds=LONG) as address:
+        view = requests.get(f"http://{address}/_sandbox/budget", timeout=10).json()
+        assert (view["calls"], view["window_seconds"]) == (1, LONG)
+        login = SANDBOX_LOGIN | {"site": address, "use_ssl": False}
+        client = AccountingClient(Connection.model_validate(login), retries=0)
+        client.unposted_entries()
+        with pytest.raises(TransportError) as caught:
+            client.unposted_entries()
+        assert caught.value.status == 429
+
+
+def test_the_command_line_refuses_a_bad_budget(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        sandbox_main(["--budget-calls", "5", "--budget-window-seconds", "0"])
+    assert caught.value.code == 2 and "window_seconds 0" in capsys.readouterr().err
 
 
 # Clients waiting out the 429
