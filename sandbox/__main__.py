@@ -1,5 +1,5 @@
-"""`python -m sandbox --port N --seed S [--companies acme,globex]`: run the ConnectWise sandbox
-until interrupted."""
+"""`python -m sandbox --port N --seed S [--companies acme,globex] [--budget-calls N
+[--budget-window-seconds S]]`: run the ConnectWise sandbox until interrupted."""
 
 import argparse
 import contextlib
@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 
+from sandbox.budget import DEFAULT_WINDOW_SECONDS
 from sandbox.companies import CompanyConflict, Sizes, accounting_credentials
 from sandbox.company_ids import DEFAULT_COMPANY, check_company_id
 from sandbox.server import SandboxServer
@@ -26,14 +27,34 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="more companies (comma list), each with the same sizes and its own seed and logins",
     )
+    parser.add_argument(
+        "--budget-calls",
+        type=int,
+        default=0,
+        help="rate budget: at most this many calls per credential in the window, above it 429 (0: off)",
+    )
+    parser.add_argument(
+        "--budget-window-seconds",
+        type=float,
+        default=DEFAULT_WINDOW_SECONDS,
+        help=f"the rate budget's sliding window (default {DEFAULT_WINDOW_SECONDS:g})",
+    )
     args = parser.parse_args(argv)
     if not args.host.startswith("127.") and args.host not in {"localhost", "::1"}:
         parser.error("the sandbox only binds loopback addresses")
 
     sizes = Sizes(args.invoices, args.expenses, args.purchases)
     try:
-        server = SandboxServer(args.seed, sizes, args.host, args.port, companies=args.companies)
-    except CompanyConflict as exc:
+        server = SandboxServer(
+            args.seed,
+            sizes,
+            args.host,
+            args.port,
+            companies=args.companies,
+            budget_calls=args.budget_calls,
+            budget_window_seconds=args.budget_window_seconds,
+        )
+    except (CompanyConflict, ValueError) as exc:
         parser.error(str(exc))
     credentials = accounting_credentials(DEFAULT_COMPANY)
     stop = threading.Event()
@@ -43,7 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"sandbox listening on {server.site_address} (seed {args.seed}, {args.invoices} invoices); "
         f"company={credentials.company} username={credentials.username}"
-        + (f"; and {more} more companies" if more else ""),
+        + (f"; and {more} more companies" if more else "")
+        + (
+            f"; budget {args.budget_calls} calls/{args.budget_window_seconds:g} s"
+            if args.budget_calls
+            else ""
+        ),
         flush=True,
     )
     with contextlib.suppress(KeyboardInterrupt):

@@ -46,6 +46,7 @@ __all__ = [
     "Reply",
     "RestApi",
     "RestCredentials",
+    "basic_login",
     "company_named",
 ]
 
@@ -120,7 +121,7 @@ class RestApi:
 
     def _authenticate(self, headers: Mapping[str, str]) -> None:
         creds = self.credentials
-        company, _, keys = _basic_login(headers).partition("+")
+        company, _, keys = basic_login(headers).partition("+")
         if not same_company(company, creds.company) or keys != f"{creds.public_key}:{creds.private_key}":
             raise ApiError(401, "Unauthorized", "UserNotAuthenticated")
         if headers.get("clientid") != creds.client_id:
@@ -377,10 +378,10 @@ def company_named(target: str, headers: Mapping[str, str]) -> str:
     path = target.partition("?")[0]
     if path.lower().startswith("/login/companyinfo/"):
         return path.rsplit("/", 1)[1]
-    return _basic_login(headers).partition("+")[0]
+    return basic_login(headers).partition("+")[0]
 
 
-def _basic_login(headers: Mapping[str, str]) -> str:
+def basic_login(headers: Mapping[str, str]) -> str:
     """`company+public:private` from the Authorization header, "" if it holds no Basic login."""
     given = headers.get("authorization", "")
     if not given.startswith("Basic "):

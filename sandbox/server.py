@@ -11,18 +11,25 @@ Control API (loopback only, not part of ConnectWise):
   HTTP statuses), `retry_after` (seconds, sent with 429/503), `hangs` and `hang_seconds` (the
   next requests are run only after that long: a client that gave up meanwhile sees its write
   land late), `malformed` (the next requests are run and their replies cut short), `methods`
-  (those three faults only for requests of these HTTP methods), `max_per_second` (answer 429
-  with `Retry-After: 1` above that many GL-page requests a second), `redirect_to` (answer the next
+  (those three faults only for requests of these HTTP methods), `redirect_to` (answer the next
   request with a 307 to that URL), `second_payment` (REST: a POST creates another payment on an
   invoice that has one, as ConnectWise might, instead of refusing it). Faults are server-wide:
   they hit every company's requests.
+* `POST /_sandbox/budget` JSON `{"calls": N, "window_seconds": S}` (S defaults to 60; N 0 is off,
+  the default): ConnectWise's rate limit, at most N calls per credential in any S seconds, above
+  it a 429 with `Retry-After` (sandbox/budget.py says what a credential is and what the 429
+  holds); 200 with the new setting, a bad value is a 400 naming it. `GET /_sandbox/budget`: the
+  setting and, per credential (interface, company, login name: never a password or key), calls
+  admitted and throttled, first and last admission (monotonic seconds) and the `peak` admitted in
+  any window. Setting it again resets the counters. A request over budget is not run; one within
+  it then meets the faults. The codebase lookup `/login/companyinfo` is outside both.
 * `POST /_sandbox/companies` JSON `{"company": "acme", "seed": 7, "invoices": 40, "expenses": 10,
   "purchases": 8}` (all but `company` optional: the server's sizes, a seed derived from the
   server's): adds a company, 201 with its parameters and `invoice_prefix`; the same again (its id
   in any case) is 200 and changes nothing; other parameters for it are a 409, as is an id whose
   invoice prefix another company has; a malformed body or value is a 400 naming it.
 * `GET /_sandbox/state?company=C`: unposted invoice numbers, posted GL entry count, batches, and
-  how many requests the rate limit answered with 429 (server-wide).
+  `throttled`: how many requests the rate budget answered with 429 since it was set (server-wide).
 * `GET /_sandbox/invoices?company=C`: every invoice's number, total, paid amount and paid date.
   Both views default to company `sandbox`; a company not served is a 404 naming it.
 * `GET /_sandbox/calls`: per company, the ConnectWise calls answered with its data (the login
@@ -43,6 +50,15 @@ from connectwise import jsonmoney
 from connectwise.accounting_interface import wire
 from sandbox import soap
 from sandbox.accounting import AccountingInterface
+from sandbox.budget import (
+    DEFAULT_WINDOW_SECONDS,
+    Budget,
+    Credential,
+    gl_credential,
+    rest_credential,
+    soap_credential,
+    too_many_requests,
+)
 from sandbox.companies import DEFAULT_SIZES, Companies, CompanyConflict, Sizes
 from sandbox.company_ids import DEFAULT_COMPANY
 from sandbox.rest import API_PREFIX, MEDIA_TYPE, RestApi, company_named
@@ -56,18 +72,15 @@ class Faults:
     hangs: int = 0
     hang_seconds: float = 0.0
     malformed: int = 0
-    max_per_second: int = 0
     methods: list[str] = field(default_factory=list)  # statuses, hangs and malformed only for these
     redirect_to: str = ""  # answer the next request with a 307 to this URL (another host)
     second_payment: bool = False  # REST: accept a POST for an invoice that has a payment already
-    recent: list[float] = field(default_factory=list, repr=False)
-    throttled: int = 0  # requests answered 429 by the rate limit
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def set(self, settings: dict[str, Any]) -> None:
         with self.lock:
             for key, value in settings.items():
-                if key in {"lock", "recent", "throttled"} or not hasattr(self, key):
+                if key == "lock" or not hasattr(self, key):
                     raise ValueError(f"unknown fault {key!r}")
                 setattr(self, key, value)
 
@@ -77,13 +90,6 @@ class Faults:
             if self.methods and method not in self.methods:
                 return None, 0.0, False
             status = self.statuses.pop(0) if self.statuses else None
-            if status is None and self.max_per_second:
-                now = time.monotonic()
-                self.recent = [t for t in self.recent if now - t < 1.0]
-                if len(self.recent) >= self.max_per_second:
-                    self.throttled += 1
-                    return 429, 0.0, False
-                self.recent.append(now)
             hang = 0.0
             if status is None and self.hangs:
                 self.hangs -= 1
@@ -105,9 +111,14 @@ class SandboxServer(ThreadingHTTPServer):
         host: str = "127.0.0.1",
         port: int = 0,
         companies: Iterable[str] = (),
+        budget_calls: int = 0,
+        budget_window_seconds: float = DEFAULT_WINDOW_SECONDS,
     ) -> None:
         """A sandbox serving company `sandbox` (the seed and sizes) and `companies` (the same
-        sizes, seeds derived from the seed); more can be added through the control API."""
+        sizes, seeds derived from the seed); more can be added through the control API. A rate
+        budget of `budget_calls` per credential in `budget_window_seconds` (0 calls, the default,
+        is off: the test suite shares sandboxes); the control API changes it."""
+        self.budget = Budget(budget_calls, budget_window_seconds)  # before binding, as the companies
         self.faults = Faults()
         self.companies = Companies(seed, sizes, second_payment=lambda: self.faults.second_payment)
         for company in companies:  # before binding: a bad id leaves no socket open
@@ -140,9 +151,23 @@ class SandboxServer(ThreadingHTTPServer):
         self.server_close()
 
 
-def start_sandbox(seed: int = 1, port: int = 0, companies: Iterable[str] = (), **sizes: int) -> SandboxServer:
+def start_sandbox(
+    seed: int = 1,
+    port: int = 0,
+    companies: Iterable[str] = (),
+    budget_calls: int = 0,
+    budget_window_seconds: float = DEFAULT_WINDOW_SECONDS,
+    **sizes: int,
+) -> SandboxServer:
     """Start a sandbox in a background thread of this process (for tests and the local run)."""
-    return SandboxServer(seed, Sizes(**sizes), port=port, companies=companies).start()
+    return SandboxServer(
+        seed,
+        Sizes(**sizes),
+        port=port,
+        companies=companies,
+        budget_calls=budget_calls,
+        budget_window_seconds=budget_window_seconds,
+    ).start()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -165,6 +190,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif "/apis/" in self.path.lower() and urlsplit(self.path).query.lower() == "wsdl":
             host = self.headers.get("Host") or self.server.site_address
             self._reply(*soap.wsdl_for(path, host))
+        elif path == "/_sandbox/budget":
+            self._reply(200, json.dumps(self.server.budget.describe()).encode(), "application/json")
         elif path == "/_sandbox/calls":
             calls = {c.spec.company: c.calls() for c in self.server.companies.all()}
             self._reply(200, json.dumps(calls).encode(), "application/json")
@@ -176,7 +203,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(404, f"no company {name[:40]!r} in this sandbox".encode(), "text/plain")
                 return
             if path == "/_sandbox/state":
-                view: Any = _state(company.accounting, self.server.faults.throttled)
+                view: Any = _state(company.accounting, self.server.budget.throttled)
             else:
                 view = _invoices(company.accounting)
             self._reply(200, json.dumps(view).encode(), "application/json")
@@ -207,9 +234,12 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/_sandbox/companies":
             self._add_company(body)
             return
+        if path == "/_sandbox/budget":
+            self._set_budget(body)
+            return
         if "/apis/" in path.lower():
             self.server.requests_seen += 1
-            self._with_faults(self._soap, body)
+            self._with_faults(self._soap, body, soap_credential(body))
             return
         if path.lower().rstrip("/").endswith("/" + wire.PAGE_PATH.lower()):
             self.server.requests_seen += 1
@@ -241,16 +271,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(status, text, "application/json")
             return
         self.server.requests_seen += 1
-        self._with_faults(answer, body, MEDIA_TYPE, rest=True)
+        credential = rest_credential({name.lower(): value for name, value in self.headers.items()})
+        self._with_faults(answer, body, credential, MEDIA_TYPE, rest=True)
 
     def _with_faults(
         self,
         answer: Callable[[bytes], tuple[int, bytes, dict[str, str]]],
         body: bytes,
+        credential: Credential,
         content_type: str = "text/xml; charset=utf-8",
         rest: bool = False,
     ) -> None:
-        """Answer a ConnectWise call, with the switched-on faults (GL page, SOAP and REST)."""
+        """Answer a ConnectWise call (GL page, SOAP and REST) within the credential's rate budget,
+        with the switched-on faults."""
         faults = self.server.faults
         if faults.latency_ms:
             time.sleep(faults.latency_ms / 1000)
@@ -258,10 +291,13 @@ class _Handler(BaseHTTPRequestHandler):
             target, faults.redirect_to = faults.redirect_to, ""
             self._reply(307, b"", "text/plain", {"Location": target})
             return
+        wait = self.server.budget.admit(credential)
+        if wait is not None:  # not run: over the credential's budget
+            self._reply(429, *too_many_requests(wait, rest), {"Retry-After": str(wait)})
+            return
         status, hang, malformed = faults.take(self.command)
         if status is not None:
-            retry_after = 1 if status == 429 and faults.max_per_second else faults.retry_after
-            headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+            headers = {"Retry-After": str(faults.retry_after)} if faults.retry_after is not None else {}
             text, kind = f"sandbox fault: HTTP {status}".encode(), "text/plain"
             if rest:  # the documented 429 body has `error`, not `code`
                 error = {"error": "ConnectWiseAPI"} if status == 429 else {"code": "ServerError"}
@@ -277,7 +313,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(code, reply, "application/json" if rest and code >= 400 else content_type, headers)
 
     def _gl_page(self, body: bytes) -> None:
-        self._with_faults(self._accounting, body)
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        self._with_faults(self._accounting, body, gl_credential(form))
 
     def _accounting(self, body: bytes) -> tuple[int, bytes, dict[str, str]]:
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
@@ -291,6 +328,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.companies.soap_site, path, content_type, self.headers.get("SOAPAction"), body
         )
         return status, reply, {"Content-Type": media_type}
+
+    def _set_budget(self, body: bytes) -> None:
+        try:
+            self.server.budget.set_request(json.loads(body))
+        except ValueError as exc:  # also malformed JSON
+            self._reply(400, str(exc).encode(), "text/plain")
+            return
+        self._reply(200, json.dumps(self.server.budget.describe()).encode(), "application/json")
 
     def _add_company(self, body: bytes) -> None:
         try:
@@ -323,7 +368,7 @@ def _state(accounting: AccountingInterface, throttled: int) -> dict[str, Any]:
         state: dict[str, Any] = {
             "posted_entries": len(accounting.posted),
             "batches": sorted(set(accounting.posted.values())),
-            "throttled": throttled,  # server-wide, as the faults are
+            "throttled": throttled,  # by the rate budget since it was set, server-wide
         }
     return state | {"unposted_invoices": accounting.unposted_invoice_numbers()}
 

@@ -79,12 +79,21 @@ class LocalEnvironment:
 
 
 @contextmanager
-def sandbox_process(seed: int = 1, invoices: int = 40, companies: Sequence[str] = ()) -> Iterator[str]:
-    """`python -m sandbox` on a free loopback port, serving `companies` besides `sandbox`; yields
+def sandbox_process(
+    seed: int = 1,
+    invoices: int = 40,
+    companies: Sequence[str] = (),
+    budget_calls: int = 0,
+    budget_window_seconds: float = 60.0,
+) -> Iterator[str]:
+    """`python -m sandbox` on a free loopback port, serving `companies` besides `sandbox`, with a
+    rate budget of `budget_calls` per credential in `budget_window_seconds` (0: none); yields
     host:port."""
+    budget = ["--budget-calls", str(budget_calls), "--budget-window-seconds", str(budget_window_seconds)]
     process = subprocess.Popen(
         [sys.executable, "-m", "sandbox", "--port", "0", "--seed", str(seed), "--invoices", str(invoices)]
-        + (["--companies", ",".join(companies)] if companies else []),
+        + (["--companies", ",".join(companies)] if companies else [])
+        + (budget if budget_calls else []),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
