@@ -191,7 +191,13 @@ def payments_run(concurrency: int, batch_size: int, count: int, seed: int) -> Ru
         os.environ["AWS_ENDPOINT_URL_DYNAMODBSTREAMS"] = ledger_endpoint  # the registry's stream
         cold_start()
         stack = create_stack(endpoint, {})
-        register(stack, CONNECTION, SANDBOX_LOGIN | {"site": site, "use_ssl": False}, jobs=[])
+        register(
+            stack,
+            CONNECTION,
+            SANDBOX_LOGIN | {"site": site, "use_ssl": False},
+            jobs=[],
+            calls_per_minute=RATE_LIMIT_PER_SECOND * 60,  # the connection's budget is ConnectWise's limit
+        )
         invoices = requests.get(f"http://{site}/_sandbox/invoices", timeout=10).json()
         payments = _payments(invoices, count, seed)
         sqs = stack.client("sqs")
@@ -1191,7 +1197,9 @@ def main(argv: list[str] | None = None) -> int:
         help="Lambda execution environments (processes) running the connections benchmark's day (default 4)",
     )
     parser.add_argument(
-        "--only", choices=("payments", "rest-export", "connections"), help="run one benchmark"
+        "--only",
+        choices=("payments", "rate-budget", "rest-export", "connections"),
+        help="run one benchmark",
     )
     parser.add_argument(
         "--self-check",
@@ -1217,6 +1225,10 @@ def main(argv: list[str] | None = None) -> int:
         return self_check(args.environments)
     if args.only in (None, "payments"):
         bench_payments(args.payments, args.concurrency)
+    if args.only in (None, "rate-budget"):
+        from scripts.bench_budget import bench_budget
+
+        bench_budget()
     if args.only in (None, "rest-export"):
         bench_rest_export(args.rest_invoices)
     if args.only in (None, "connections"):

@@ -14,7 +14,7 @@ from scripts.lambda_local import cold_start, poll_stream
 from scripts.local_aws import ROOT, Stack, create_stack, moto_server, use_endpoint
 from tasks.admin.commands import Admin, add, set_enabled
 from tasks.connections.schedules import schedule_name
-from tasks.platform.registry import Registry
+from tasks.platform.registry import DEFAULT_CALLS_PER_MINUTE, Registry
 from tasks.platform.runs import Runs
 
 CONNECTION = "main"
@@ -157,11 +157,17 @@ def register(
     secret: dict[str, Any],
     jobs: list[dict[str, Any]] | None = None,
     time_zone: str = "UTC",
+    calls_per_minute: int = DEFAULT_CALLS_PER_MINUTE,
 ) -> None:
     """Add and enable a connection through the admin path (without its ConnectWise checks, which
     tests make on their own), then let the reconciler make its schedules from the stream."""
     admin = admin_for(stack)
-    spec = {"name": connection, "time_zone": time_zone, "jobs": DEFAULT_JOBS if jobs is None else jobs}
+    spec = {
+        "name": connection,
+        "time_zone": time_zone,
+        "calls_per_minute": calls_per_minute,
+        "jobs": DEFAULT_JOBS if jobs is None else jobs,
+    }
     add(admin, spec, secret)
     set_enabled(admin, connection, True, check=False)
     reconcile(stack)

@@ -12,9 +12,9 @@ connection take turns, and calls of all of them together never go faster than th
 * Blocks grow from 1 call to half a second of budget while a caller uses them up, and shrink to
   what it used when it did not: few writes for a busy caller, little lost when an invocation ends
   with part of its block unused.
-* A call of a block may go late (a caller slower than the pace), but only within the block's own
-  length after its end; then the block is dropped, never sent later in a burst. So any minute
-  holds at most the calls reserved in a minute and a block, under the budget thanks to PACE.
+* A call goes at its turn or less than one interval later; turns that passed unused are skipped,
+  never sent later in a burst. So any minute holds at most the calls reserved in it and two more,
+  under the budget thanks to PACE.
 * A turn later than the invocation can wait is not reserved: the call is not sent and the work is
   retried later (a transient error, as a long Retry-After is).
 * A 429 that still happens pauses every caller of the connection until its Retry-After, and slows
@@ -89,22 +89,32 @@ class Budget:
         self.db, self.table, self.connection = dynamodb, table, connection
         self.calls_per_minute, self.clock, self.sleep = calls_per_minute, clock, sleep
         self._lock = threading.Lock()
-        # The block held: its start and the moment it expires (epoch s), seconds per call, its calls.
-        self._start = self._expires = self._interval = 0.0
-        self._size = self._used = 0
+        # The block held: its start (epoch s), seconds per call, its calls, the turns taken or
+        # skipped of it, and the turns taken (how big the next block is).
+        self._start = self._interval = 0.0
+        self._size = self._used = self._taken = 0
+        self._pauses = 0  # 429s met by this process: a turn handed out before one is taken again
         self._factor, self._slowed_at = Decimal(1), 0  # the pace learnt from the last 429
         self._busy: bool | None = None  # as last seen: the budget is reserved ahead (None: not read yet)
 
     def wait_turn(self, deadline: Deadline, what: str) -> None:
-        self.sleep(max(0.0, self.turn(deadline, what) - self.clock()))
+        while True:
+            pauses = self._pauses
+            self.sleep(max(0.0, self.turn(deadline, what) - self.clock()))
+            if pauses == self._pauses:  # else a 429 came meanwhile: the turn is after the pause
+                return
 
     def turn(self, deadline: Deadline, what: str) -> float:
         """When (epoch seconds) this caller's next call may be sent, reserving a block if needed."""
         with self._lock:
-            if self._used >= self._size or self.clock() > self._expires:
+            now = self.clock()
+            if self._used < self._size and now > self._start + (self._used + 1) * self._interval:
+                self._used = min(self._size, int((now - self._start) / self._interval))  # turns passed
+            if self._used >= self._size:
                 self._reserve(deadline, what)
             at = self._start + self._used * self._interval
             self._used += 1
+            self._taken += 1
             return at
 
     def throttled(self, retry_after: float) -> None:
@@ -131,7 +141,8 @@ class Budget:
                 "attribute_not_exists(slowed_at) OR slowed_at < :since",
                 {":factor": {"N": str(factor)}, ":now": _n(now), ":since": _n(since)},
             )
-            self._expires = 0.0  # the block held is dropped: the next call goes after the pause
+            self._used = self._size  # the block held is dropped: the next call goes after the pause
+            self._pauses += 1
             self._learn(self._read(), now)
 
     def _reserve(self, deadline: Deadline, what: str) -> None:
@@ -141,8 +152,10 @@ class Budget:
             raise TransportError(f"{what}: not started, the invocation has no time left; retried later")
         if self._busy is None:  # this process's first call: learn the pace and whether it is busy
             self._learn(self._read(), now)
-        # A caller that used its block up gets a bigger one; one that did not, what it used.
-        wanted = 2 * self._size if self._used >= self._size else self._used
+        # A caller that took every turn before its block ended gets a bigger one; one that did
+        # not (slower than the pace), as many as it took.
+        hungry = self._taken >= self._size and self.clock() <= self._start + (self._size + 1) * self._interval
+        wanted = 2 * self._size if hungry else self._taken
         for _ in range(ATTEMPTS):
             factor = factor_at(self._factor, self._slowed_at, now)
             calls_per_second = self.calls_per_minute() / 60 * PACE * float(factor)
@@ -151,8 +164,9 @@ class Budget:
             item = self._take(now, span, latest) if self._busy else self._take_idle(now, span)
             if item is not None:
                 start = int(item["next_at"]["N"]) - span
-                self._start, self._expires = start / 1000, (start + 2 * span) / 1000
-                self._size, self._used, self._interval = size, 0, span / size / 1000
+                self._start, self._interval = start / 1000, span / size / 1000
+                self._size = size
+                self._used = self._taken = 0
                 self._learn(item, now)
                 return
             now = _ms(self.clock())

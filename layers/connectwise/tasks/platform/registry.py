@@ -246,6 +246,7 @@ def _item(entry: ConnectionEntry) -> dict[str, Any]:
         "time_zone": {"S": entry.time_zone},
         "site": {"S": entry.site},
         "enabled": {"BOOL": entry.enabled},
+        "calls_per_minute": {"N": str(entry.calls_per_minute)},
         "updated_at": {"S": entry.updated_at},
         # JSON text: a job's input is kept exactly as given (no float, no DynamoDB number rules).
         "jobs": {"S": json.dumps([job.model_dump() for job in entry.jobs], sort_keys=True)},
@@ -267,6 +268,8 @@ def _entry(item: dict[str, Any]) -> ConnectionEntry:
             "time_zone": item["time_zone"]["S"],
             "site": item.get("site", {}).get("S", ""),
             "enabled": item["enabled"]["BOOL"],
+            # Entries written before budgets existed have the default.
+            "calls_per_minute": int(item.get("calls_per_minute", {}).get("N", DEFAULT_CALLS_PER_MINUTE)),
             "updated_at": item.get("updated_at", {}).get("S", ""),
             "version": int(item["version"]["N"]),
             "jobs": jobs,
