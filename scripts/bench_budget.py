@@ -24,8 +24,8 @@ from typing import Any
 import boto3
 import requests
 
-from scripts.bench import CONNECTION, _compare, _payments, _poller, moto_process
-from scripts.harness import sandbox_login, sandbox_process
+from scripts.bench import _compare, _payments, _poller, moto_process
+from scripts.harness import CONNECTION, register, sandbox_login, sandbox_process
 from scripts.lambda_local import cold_start, invoke
 from scripts.local_aws import create_stack, use_endpoint
 
@@ -77,7 +77,6 @@ def budget_run(latency_ms: int, seed: int = 5) -> Line:
         os.environ["AWS_ENDPOINT_URL_DYNAMODBSTREAMS"] = ledger_endpoint
         cold_start()
         stack = create_stack(endpoint, {})
-        from scripts.harness import register
 
         login = sandbox_login("rest") | {"site": site, "use_ssl": False}
         register(stack, CONNECTION, login, jobs=[], calls_per_minute=BUDGET)
