@@ -15,7 +15,15 @@ from hypothesis import strategies as st
 from connectwise.errors import TransportError
 from connectwise.transport import Deadline
 from scripts.local_aws import FAKE_AWS_ENV, REGION
-from tasks.platform.budget import PACE, RECOVERY_SECONDS, SLOWDOWN, Budget, budget_key, factor_at
+from tasks.platform.budget import (
+    BLOCK_SECONDS,
+    PACE,
+    RECOVERY_SECONDS,
+    SLOWDOWN,
+    Budget,
+    budget_key,
+    factor_at,
+)
 
 MINUTE = 60.0
 
@@ -182,3 +190,62 @@ def test_never_more_than_the_budget_in_any_minute(
             assert len(sent) / (span / MINUTE) >= 0.8 * per_minute * PACE
     finally:
         dynamodb.delete_table(TableName=table)
+
+
+def test_a_download_and_payments_share_the_budget_without_starving_either(dynamodb: Any, table: str) -> None:
+    """Payments (a busy invocation: calls back to back) and a download (one call at a time, 0.3 s
+    each) of one connection: the download gets what it asks for, the payments the rest."""
+    payments = Process(dynamodb, table, per_minute=600, now=1_000.0)
+    download = Process(dynamodb, table, per_minute=600, now=1_000.0)
+    sent: dict[str, list[float]] = {"payments": [], "download": []}
+    while download.now < 1_060.0:
+        name, process, latency = min(
+            [("payments", payments, 0.0), ("download", download, 0.3)], key=lambda p: p[1].now
+        )
+        sent[name].append(process.call(latency=latency))
+    minute = 60 * 600 * PACE / 60  # turns the budget gives in the minute
+    # The download asked for a call every 0.3 s (200 in the minute): it waits at most for the
+    # payments' block (half a second of budget) before each call, so it gets more than half.
+    assert len(sent["download"]) >= 0.5 * 60 / 0.3
+    assert max(b - a for a, b in pairwise(sent["download"])) <= 0.3 + BLOCK_SECONDS + 0.11
+    assert len(sent["payments"]) + len(sent["download"]) >= 0.95 * minute
+    assert len(sent["payments"]) >= 0.5 * minute
+    assert most_in_a_minute(sent["payments"] + sent["download"]) <= 600
+
+
+def test_a_turn_handed_out_before_a_429_waits_for_the_pause(dynamodb: Any, table: str) -> None:
+    now = [1_000.0]
+    slept: list[float] = []
+    budget = Budget(dynamodb, table, "acme", lambda: 600, clock=lambda: now[0], sleep=slept.append)
+
+    def sleep(seconds: float) -> None:  # another thread meets a 429 while this one waits its turn
+        slept.append(seconds)
+        if len(slept) == 1:
+            budget.throttled(5.0)
+
+    budget.sleep = sleep
+    for _ in range(10):  # a block of several turns
+        budget.turn(Deadline(), "x")
+    budget.wait_turn(Deadline(), "x")
+    assert slept[-1] >= 5.0  # not sent on its old turn: after the pause
+
+
+def test_the_registry_keeps_a_connections_budget(moto_endpoint: str, dynamodb: Any) -> None:
+    from tasks.platform.registry import ConnectionEntry, Registry
+
+    name = f"registry-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    registry = Registry(dynamodb, name)
+    registry.put(ConnectionEntry(name="acme", backend="rest", calls_per_minute=250))
+    stored = registry.get("acme")
+    assert stored is not None and stored.calls_per_minute == 250
+    item = dynamodb.get_item(TableName=name, Key={"name": {"S": "acme"}})["Item"]
+    del item["calls_per_minute"]  # an entry written before budgets existed
+    dynamodb.put_item(TableName=name, Item=item)
+    old = registry.get("acme")
+    assert old is not None and old.calls_per_minute == 600
