@@ -1209,9 +1209,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--concurrency",
         type=int,
-        default=3,
-        help="concurrent invocations for the connector run (default 3: on 2 cores more only add contention "
-        "and trip the rate limit)",
+        default=max(2, os.cpu_count() or 2),
+        help="concurrent invocations for the connector run (default: one per core, at least 2; on 2 cores "
+        "more only add contention: the budget, not their number, sets the pace of ConnectWise calls)",
     )
     args = parser.parse_args(argv)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
