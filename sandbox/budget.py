@@ -175,9 +175,13 @@ def soap_credential(body: bytes) -> Credential:
     """The envelope's `credentials`; empty for a request that has none or cannot be read (it is
     then refused with a fault, but still counted as a call)."""
     try:
-        credentials = next(parse_xml(body, "SOAP request").iter(f"{{{CW}}}credentials"), None)
+        envelope = parse_xml(body, "SOAP request")
     except DocumentError:  # the handler answers it with a fault
-        credentials = None
+        envelope = None
+    # The Body's, as the handler authenticates: credentials in a Header are not the login used.
+    parts = list(envelope) if envelope is not None else []
+    bodies = [part for part in parts if part.tag.rsplit("}", 1)[-1] == "Body"]
+    credentials = next((c for part in bodies for c in part.iter(f"{{{CW}}}credentials")), None)
     children = [] if credentials is None else list(credentials)
     given = {child.tag.removeprefix(f"{{{CW}}}"): child.text or "" for child in children}
     return Credential("soap", _company(given.get("CompanyId", "")), given.get("IntegratorLoginId", ""))

@@ -19,6 +19,8 @@ import math
 import random
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
@@ -182,10 +184,21 @@ def first_line(response: requests.Response) -> str:
 
 
 def _retry_after(response: requests.Response, backoff: float, attempt: int) -> float:
+    """Seconds to wait: `Retry-After` in seconds (ConnectWise's) or as an HTTP date (a proxy's),
+    else the backoff. Never negative, never infinite or not a number."""
+    seconds = retry_after_seconds(response.headers.get("Retry-After", ""))
+    return float(backoff * 2**attempt * random.uniform(0.5, 1.0)) if seconds is None else seconds  # noqa: S311
+
+
+def retry_after_seconds(value: str) -> float | None:
     try:
-        return max(0.0, float(response.headers.get("Retry-After", "")))
+        seconds = float(value)
     except ValueError:
-        return float(backoff * 2**attempt * random.uniform(0.5, 1.0))  # noqa: S311
+        try:
+            seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+        except (TypeError, ValueError, IndexError):
+            return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _not_sent(exc: requests.RequestException) -> bool:

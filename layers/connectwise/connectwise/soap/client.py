@@ -26,7 +26,7 @@ from connectwise import transport
 from connectwise.errors import AuthenticationError, ConnectWiseError, PsaError, TransportError
 from connectwise.models import SiteLogin
 from connectwise.records import typed_cell
-from connectwise.transport import MAX_WAIT, TRANSIENT_STATUSES, Deadline
+from connectwise.transport import TRANSIENT_STATUSES, Deadline
 
 WSDL_DIR = Path(__file__).resolve().parent.parent / "wsdl"
 T = TypeVar("T")
@@ -101,20 +101,6 @@ class _NoNetwork(zeep.Transport):
         return super().load(url)  # type: ignore[no-any-return]
 
 
-class _WaitTooLongError(TransportError):
-    """ConnectWise's Retry-After is longer than a client sleeps: the queue or schedule retries."""
-
-
-class _CappedRetry(Retry):
-    """urllib3's retries, but a Retry-After above MAX_WAIT is not slept through."""
-
-    def get_retry_after(self, response: Any) -> float | None:
-        seconds = super().get_retry_after(response)
-        if seconds is not None and seconds > MAX_WAIT:
-            raise _WaitTooLongError(f"ConnectWise asked to wait {seconds:g} s; retried later", status=429)
-        return seconds
-
-
 class SoapClient:
     """Reports and Find operations of one site, as one integrator login."""
 
@@ -129,19 +115,14 @@ class SoapClient:
     ):
         self.login = login
         self.pacer = pacer
+        self.retries, self.backoff = retries, backoff
+        # What the last answer said in Retry-After (shared by the copies `within` makes).
+        self._heard: dict[str, float | None] = {"retry_after": None}
         session = transport.new_session()
-        session.hooks["response"].append(self._throttled)
-        retry = _CappedRetry(
-            total=retries,
-            backoff_factor=backoff,
-            backoff_max=30,
-            # A SOAP fault comes with HTTP 500: it is ConnectWise's answer, not a hiccup, and a
-            # refused password sent again and again can lock the login out.
-            status_forcelist=TRANSIENT_STATUSES - {500},
-            allowed_methods=frozenset({"POST"}),  # Find and report calls only read
-            respect_retry_after_header=True,
-            raise_on_status=False,
-        )
+        session.hooks["response"].append(self._listen)
+        # urllib3 repeats only what never reached ConnectWise (a connection not made); answers
+        # are retried in _call, each attempt taking its turn in the connection's budget.
+        retry = Retry(total=retries, connect=retries, read=0, status=0, other=0, backoff_factor=backoff)
         session.mount("http://", HTTPAdapter(max_retries=retry))
         session.mount("https://", HTTPAdapter(max_retries=retry))
         self.timeout = timeout
@@ -237,11 +218,27 @@ class SoapClient:
             client = zeep.Client(_document(api.wsdl), transport=self._transport, settings=SETTINGS)
             binding = f"{{http://connectwise.com}}{api.name}Soap"
             service = self._services[api] = client.create_service(binding, self.login.url(api))
+        what = f"{api.name}.{operation}"
+        for attempt in range(self.retries + 1):
+            try:
+                return self._attempt(service, operation, what, arguments)
+            except zeep.exceptions.TransportError as exc:
+                status = exc.status_code
+                error = TransportError(
+                    f"{what}: HTTP {status}", status=status, transient=status in TRANSIENT_STATUSES
+                )
+                # A SOAP fault comes with HTTP 500: ConnectWise's answer, not a hiccup (and a refused
+                # password sent again and again can lock the login out). Find and report calls only read.
+                if status not in TRANSIENT_STATUSES - {500} or attempt == self.retries:
+                    raise error from None
+                said = self._heard["retry_after"]
+                self.deadline.sleep(self.backoff * 2**attempt if said is None else said, what)
+        raise AssertionError("unreachable")
+
+    def _attempt(self, service: Any, operation: str, what: str, arguments: dict[str, Any]) -> Any:
+        self.pacer.wait_turn(self.deadline, what)
         # One invocation at a time per container: the shared transport takes this call's timeout.
-        self._transport.operation_timeout = self.deadline.timeout(
-            (5.0, self.timeout), f"{api.name}.{operation}"
-        )[1]
-        self.pacer.wait_turn(self.deadline, f"{api.name}.{operation}")
+        self._transport.operation_timeout = self.deadline.timeout((5.0, self.timeout), what)[1]
         credentials = {
             "CompanyId": self.login.company,
             "IntegratorLoginId": self.login.integrator_login_id,
@@ -250,27 +247,22 @@ class SoapClient:
         try:
             return getattr(service, operation)(credentials=credentials, **arguments)
         except zeep.exceptions.Fault as fault:
-            raise _fault_error(api, operation, fault) from None
-        except zeep.exceptions.TransportError as exc:
-            raise TransportError(
-                f"{api.name}.{operation}: HTTP {exc.status_code}",
-                status=exc.status_code,
-                transient=exc.status_code in TRANSIENT_STATUSES,
-            ) from None
+            raise _fault_error(what, fault) from None
         except (
             zeep.exceptions.XMLSyntaxError,
             zeep.exceptions.ValidationError,
             zeep.exceptions.XMLParseError,
         ) as exc:
-            raise ConnectWiseError(f"{api.name}.{operation}: unreadable SOAP reply: {exc}") from None
+            raise ConnectWiseError(f"{what}: unreadable SOAP reply: {exc}") from None
         except requests.RequestException as exc:
-            raise TransportError(f"{api.name}.{operation}: {type(exc).__name__}") from None
+            raise TransportError(f"{what}: {type(exc).__name__}") from None
 
-    def _throttled(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        """A 429 urllib3 could not wait out: the connection's other calls slow down too."""
+    def _listen(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """Every answer's Retry-After; a 429 slows the connection's other calls too."""
+        said = transport.retry_after_seconds(response.headers.get("Retry-After", ""))
+        self._heard["retry_after"] = said
         if response.status_code == 429:
-            retry_after = response.headers.get("Retry-After", "")
-            self.pacer.throttled(float(retry_after) if retry_after.isdigit() else 1.0)
+            self.pacer.throttled(1.0 if said is None else said)
 
 
 def _all_pages(fetch: Callable[[int, int], list[T]], page_size: int, skip: int = 0) -> Iterator[T]:
@@ -288,11 +280,11 @@ def _all_pages(fetch: Callable[[int, int], list[T]], page_size: int, skip: int =
 AUTHENTICATION_FAULTS = ("password is incorrect", "cannot find company", "do not have access")
 
 
-def _fault_error(api: Api, operation: str, fault: zeep.exceptions.Fault) -> ConnectWiseError:
+def _fault_error(what: str, fault: zeep.exceptions.Fault) -> ConnectWiseError:
     message = (fault.message or "SOAP fault").strip()
     if any(text in message.lower() for text in AUTHENTICATION_FAULTS):
-        return AuthenticationError(f"{api.name}.{operation}: {message}")
-    return SoapFaultError(f"{api.name}.{operation}: {message}")
+        return AuthenticationError(f"{what}: {message}")
+    return SoapFaultError(f"{what}: {message}")
 
 
 def _plain(value: Any) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """A connection's budget of ConnectWise calls (calls a minute, `ConnectionEntry.calls_per_minute`),
-shared by every invocation of every function that calls ConnectWise for the connection.
+shared by every invocation of every function that calls ConnectWise for the connection, and by the
+other connections of its ConnectWise company.
 
 ConnectWise throttles an integration above about 1,000 calls a minute (429 + Retry-After), and
 the MSP's other integrations use the same site. So the connector paces itself: the ledger table
-holds one item per connection, `budget#<connection>`, whose `next_at` is the moment (epoch ms)
+holds one item per ConnectWise company, `budget#<company@site>`, whose `next_at` is the moment (epoch ms)
 from which the budget is free. A caller reserves a block of calls by moving `next_at` on by the
 block's length in one conditional write, then sends its calls one interval apart from the block's
 start. Reservations are first come, first served: a download and a payments batch of one
@@ -54,8 +55,15 @@ class Budgets:
     def __call__(self, connection: str) -> "Budget":
         with self._lock:
             if connection not in self._held:
+                entry = self.registry.cached(connection)
                 self._held[connection] = Budget(
-                    self.db, self.table, connection, lambda: self._calls_per_minute(connection)
+                    self.db,
+                    self.table,
+                    connection,
+                    lambda: self._calls_per_minute(connection),
+                    # Connections of one ConnectWise company share its budget: ConnectWise
+                    # throttles the site, whichever connection calls.
+                    key=entry.site if entry and entry.site else connection,
                 )
             return self._held[connection]
 
@@ -64,8 +72,10 @@ class Budgets:
         return entry.calls_per_minute if entry else DEFAULT_CALLS_PER_MINUTE
 
 
-def budget_key(connection: str) -> dict[str, Any]:
-    return {"pk": {"S": f"budget#{connection}"}}
+def budget_key(name: str) -> dict[str, Any]:
+    """The item of a connection's budget: `budget#<company@site>`, or `budget#<connection>` for one
+    whose site is not known."""
+    return {"pk": {"S": f"budget#{name}"}}
 
 
 def factor_at(factor: Decimal, slowed_at_ms: int, now_ms: int) -> Decimal:
@@ -85,8 +95,10 @@ class Budget:
         calls_per_minute: Callable[[], int],
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        key: str = "",
     ) -> None:
         self.db, self.table, self.connection = dynamodb, table, connection
+        self.key = budget_key(key or connection)
         self.calls_per_minute, self.clock, self.sleep = calls_per_minute, clock, sleep
         self._lock = threading.Lock()
         # The block held: its start (epoch s), seconds per call, its calls, the turns taken or
@@ -98,11 +110,21 @@ class Budget:
         self._busy: bool | None = None  # as last seen: the budget is reserved ahead (None: not read yet)
 
     def wait_turn(self, deadline: Deadline, what: str) -> None:
-        while True:
-            pauses = self._pauses
-            self.sleep(max(0.0, self.turn(deadline, what) - self.clock()))
-            if pauses == self._pauses:  # else a 429 came meanwhile: the turn is after the pause
-                return
+        """Return at this caller's turn; raise TransportError, nothing sent, if there is none in
+        time or the budget cannot be read (never another error: a caller reads it as "not sent")."""
+        try:
+            while True:
+                pauses = self._pauses
+                self.sleep(max(0.0, self.turn(deadline, what) - self.clock()))
+                if pauses == self._pauses:  # else a 429 came meanwhile: the turn is after the pause
+                    return
+        except TransportError:
+            raise
+        except Exception as exc:  # DynamoDB unavailable or throttled, the item garbled
+            raise TransportError(
+                f"{what}: not sent, the ConnectWise budget of connection {self.connection!r} cannot be "
+                f"read ({type(exc).__name__}); retried later"
+            ) from None
 
     def turn(self, deadline: Deadline, what: str) -> float:
         """When (epoch seconds) this caller's next call may be sent, reserving a block if needed."""
@@ -118,14 +140,27 @@ class Budget:
             return at
 
     def throttled(self, retry_after: float) -> None:
-        """Pause every caller of the connection until the Retry-After, and slow the pace."""
-        now = _ms(self.clock())
-        resume = now + _ms(min(retry_after, MAX_PAUSE))
+        """Pause every caller of the connection until the Retry-After, and slow the pace. Never
+        raises: the caller is deciding what the 429 means, and it means "not run" whatever happens here."""
         count("ConnectWiseThrottled", 1)
         logger.warning(
             "ConnectWise answered 429: the connection's calls pause and slow down",
             extra={"connection": self.connection, "retry_after": retry_after},
         )
+        # A garbled Retry-After (infinite, negative, not a number) pauses from 0 s to MAX_PAUSE.
+        pause = min(max(retry_after, 0.0), MAX_PAUSE) if retry_after == retry_after else 0.0
+        try:
+            self._pause(pause)
+        except Exception as exc:  # the pause is advice to the other callers; this one waits anyway
+            logger.warning(
+                "the 429 could not be recorded in the connection's budget",
+                extra={"connection": self.connection, "error": type(exc).__name__},
+            )
+
+    def _pause(self, pause: float) -> None:
+        now = _ms(self.clock())
+        resume = now + _ms(pause)
+        retry_after = pause
         with self._lock:
             factor = max(SLOWEST, factor_at(self._factor, self._slowed_at, now) * SLOWDOWN)
             self._update(
@@ -147,7 +182,9 @@ class Budget:
 
     def _reserve(self, deadline: Deadline, what: str) -> None:
         now = _ms(self.clock())
-        latest = now + _ms(min(MAX_WAIT, deadline.remaining() - 1.0))
+        # A turn leaves the call at least half the time left: a write sent with too little time to
+        # hear its reply would have an unknown outcome.
+        latest = now + _ms(min(MAX_WAIT, (deadline.remaining() - 1.0) / 2))
         if latest < now:
             raise TransportError(f"{what}: not started, the invocation has no time left; retried later")
         if self._busy is None:  # this process's first call: learn the pace and whether it is busy
@@ -183,6 +220,13 @@ class Budget:
             stored = self._read()
             self._learn(stored, now)
             next_at = _next_at(stored)
+            if next_at > now + _ms(MAX_PAUSE + MAX_WAIT):  # no pause or turn of ours is that far
+                logger.warning(
+                    "the connection's ConnectWise budget held a time beyond any pause: started again",
+                    extra={"connection": self.connection},
+                )
+                self._update("SET next_at = :now", "next_at = :seen", {":now": _n(now), ":seen": _n(next_at)})
+                return None
             if next_at > latest:
                 raise TransportError(
                     f"connection {self.connection!r}: its ConnectWise budget is taken for the next "
@@ -195,22 +239,23 @@ class Budget:
         """Reserve `span` ms from now (the budget is free)."""
         item = self._update(
             "SET next_at = :end",
-            "attribute_not_exists(next_at) OR next_at <= :now",
-            {":end": _n(now + span), ":now": _n(now)},
+            "attribute_not_exists(next_at) OR NOT attribute_type(next_at, :number) OR next_at <= :now",
+            {":end": _n(now + span), ":now": _n(now), ":number": {"S": "N"}},
         )
         self._busy = item is None
         return item
 
     def _read(self) -> dict[str, Any]:
-        reply = self.db.get_item(TableName=self.table, Key=budget_key(self.connection), ConsistentRead=True)
+        reply = self.db.get_item(TableName=self.table, Key=self.key, ConsistentRead=True)
         item: dict[str, Any] = reply.get("Item", {})
         return item
 
     def _learn(self, item: dict[str, Any], now: int) -> None:
-        """What the stored item says: the pace after the last 429, and whether the budget is busy."""
-        if "factor" in item:
-            self._factor = Decimal(item["factor"]["N"])
-            self._slowed_at = int(item["slowed_at"]["N"])
+        """What the stored item says: the pace after the last 429, and whether the budget is busy.
+        What is not a number, or out of bounds (a pace above the budget or below SLOWEST), is not taken."""
+        factor, slowed_at = _number(item, "factor"), _number(item, "slowed_at")
+        if factor is not None and slowed_at is not None:
+            self._factor, self._slowed_at = min(Decimal(1), max(SLOWEST, factor)), int(slowed_at)
         self._busy = _next_at(item) > now
 
     def _update(
@@ -224,7 +269,7 @@ class Budget:
         try:
             reply = self.db.update_item(
                 TableName=self.table,
-                Key=budget_key(self.connection),
+                Key=self.key,
                 UpdateExpression=expression,
                 ConditionExpression=condition,
                 ExpressionAttributeValues=values,
@@ -234,7 +279,7 @@ class Budget:
             if fallback:
                 self.db.update_item(
                     TableName=self.table,
-                    Key=budget_key(self.connection),
+                    Key=self.key,
                     UpdateExpression=fallback[0],
                     ExpressionAttributeValues=fallback[1],
                 )
@@ -243,8 +288,17 @@ class Budget:
         return attributes
 
 
+def _number(item: dict[str, Any], name: str) -> Decimal | None:
+    value = item.get(name)
+    try:
+        number = Decimal(value["N"]) if isinstance(value, dict) else None
+    except ArithmeticError:
+        return None
+    return number if number is not None and number.is_finite() else None
+
+
 def _next_at(item: dict[str, Any]) -> int:
-    return int(item.get("next_at", {}).get("N", "0"))
+    return int(_number(item, "next_at") or 0)
 
 
 def _ms(seconds: float) -> int:
