@@ -7,7 +7,7 @@ with its pydantic model. Kept out of the layer, as the benchmark's baseline
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import Any, get_origin
 from xml.etree.ElementTree import Element
 
 from pydantic import ValidationError
@@ -26,7 +26,7 @@ from connectwise.glexport.models import (
     Transaction,
     Vendor,
 )
-from connectwise.glexport.rest_json import MAPPING, NOT_MAPPED, SECTIONS, _values
+from connectwise.glexport.rest_json import MAPPING, NOT_MAPPED, SECTIONS
 from connectwise.glexport.values import CwElement
 from connectwise.models import KINDS
 from connectwise.safexml import parse_xml
@@ -256,3 +256,29 @@ def _rest_validated(where: str, model: type[CwElement], values: dict[str, Any]) 
             exc, limit=3, name=lambda loc: mapped.get(str(loc[0]), str(loc[0])) if loc else ""
         )
         raise DocumentError(f"{where}: {problems}") from None
+
+
+def _values(item: dict[str, Any], model: type[CwElement]) -> dict[str, Any]:
+    values = {}
+    for attribute, path, kind in _rest_plan(model):
+        value: Any = item
+        for part in path:
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is None or (value == "" and kind != "text"):
+            continue
+        if kind == "text" and not isinstance(value, str):
+            value = str(value)
+        elif kind == "ids" and isinstance(value, int):
+            value = [value]
+        values[attribute] = value
+    return values
+
+
+@cache
+def _rest_plan(model: type[CwElement]) -> tuple[tuple[str, tuple[str, ...], str], ...]:
+    plan = []
+    for attribute, path in MAPPING[model].items():
+        annotation = model.model_fields[attribute].annotation
+        kind = "text" if annotation is str else "ids" if get_origin(annotation) is list else "typed"
+        plan.append((attribute, tuple(path.split(".")), kind))
+    return tuple(plan)

@@ -1,16 +1,21 @@
-"""A JSON document read as it arrives, with ijson's C backend (yajl2): the members of its
-top-level object one by one, and the items of the arrays asked for one at a time, each built
-whole and handed on; nothing else is kept. Numbers are exact: an integer is an int, any other
-number a Decimal, read as connectwise.jsonmoney reads them (one decimal place as cents).
+"""A JSON document read as it arrives, with ijson's C backend (yajl2): the items of the arrays
+asked for, one at a time, and every other top-level member whole; nothing else is kept.
+
+ijson's `items` builds values in C for one prefix, which it compares (`==`) with the path of
+each event outside a value it is building. `_Layout` is a prefix that equals the path of an
+item of any array asked for (`transactions.item`) and of any other top-level member, so one
+pass builds them all at C speed; Python sees a few events per member and one per item. On the
+way it checks the document's layout: an object at the top, each array asked for an array, no
+member twice. Numbers are exact: an integer is an int, any other number a Decimal (the readers
+apply connectwise.jsonmoney's rule to the values they map).
 """
 
+from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
-from decimal import Decimal
 from functools import cache
 from typing import Any, NamedTuple
 
 from connectwise.errors import CutShortError, DocumentError
-from connectwise.jsonmoney import cents
 
 BUFFER = 2**16
 
@@ -23,18 +28,16 @@ class Item(NamedTuple):
     value: Any
 
 
-class Other(NamedTuple):
-    """A member not read item by item: the type of its value (`dict`, `list`, `str`, `int`,
-    `Decimal`, `bool`, `NoneType`) and whether it is truthy (an object or array with content)."""
+class Member(NamedTuple):
+    """A top-level member not read item by item, with its whole value."""
 
     name: str
-    kind: str
-    truthy: bool
+    value: Any
 
 
 @cache
 def backend() -> Any:
-    """ijson's C backend; the pure-Python ones are 20 times slower and would not fit a big batch."""
+    """ijson's C backend; the pure-Python ones are many times slower, too slow for a big batch."""
     try:
         import ijson
 
@@ -48,17 +51,26 @@ def backend() -> Any:
 
 def members(
     chunks: Iterable[bytes], raw: Callable[[bytes], None], arrays: Collection[str], what: str
-) -> Iterator[Item | Other]:
-    """The top-level object's members of the document in `chunks` (each chunk handed to `raw`
-    as it is read): the items of the members named in `arrays` whose value is an array, an
-    `Other` for every other member. Raises DocumentError (CutShortError: it ends early)."""
+) -> Iterator[Item | Member]:
+    """The items of the top-level members named in `arrays` (each must be an array) and every
+    other top-level member, in the order of the document in `chunks`; each chunk goes to `raw`
+    as it is read. Raises DocumentError naming the problem (CutShortError: it ends early)."""
     parser = backend()
     from ijson import JSONError
 
     feed = _Feed(chunks, raw)
+    layout = _Layout(arrays, what)
+    positions: dict[str, int] = {}
     try:
-        yield from _members(iter(parser.basic_parse(feed, buf_size=BUFFER)), arrays, what)
-    except (JSONError, _EndedEarly) as exc:
+        for value in parser.items(feed, layout):
+            name, whole = layout.found.popleft()
+            if whole:
+                yield Member(name, value)
+            else:
+                positions[name] = position = positions.get(name, -1) + 1
+                yield Item(name, position, value)
+        layout.finish()
+    except JSONError as exc:
         if feed.ended:
             raise CutShortError(
                 f"the {what} is cut short: it ends after {feed.size} bytes, before its end"
@@ -66,90 +78,62 @@ def members(
         raise DocumentError(f"the {what} is not JSON ({exc})") from None
 
 
-class _EndedEarly(Exception):
-    """The events ended inside a value (ijson raises first; this is the guard)."""
+class _Layout(str):
+    """The prefix given to ijson's `items` (see the module's doc). ijson compares it with the
+    path of every event outside a value being built: the top-level object's start, end and keys
+    (path ""), then each member's first event (its name), and, for an array asked for, its
+    items' starts (`name.item`) and its end (`name`). An empty object stands for an empty array,
+    as an empty value did before; anything else where an array is asked for is refused."""
 
+    def __new__(cls, arrays: Collection[str], what: str) -> "_Layout":
+        return super().__new__(cls, "")
 
-def _members(events: Iterator[tuple[str, Any]], arrays: Collection[str], what: str) -> Iterator[Item | Other]:
-    event, value = next(events, ("end", None))
-    if event == "end":
-        raise _EndedEarly
-    if event != "start_map":
-        raise DocumentError(f"expected a {what} object, got {_kind(event, value)}")
-    seen: set[str] = set()
-    for event, name in events:
-        if event == "end_map":
-            return
-        if name in seen:
-            raise DocumentError(f"{what}.{name} appears twice")
-        seen.add(name)
-        event, value = next(events, ("end", None))
-        if event == "start_array" and name in arrays:
-            for index, (event, value) in enumerate(events):
-                if event == "end_array":
-                    break
-                yield Item(name, index, _value(event, value, events))
-        else:
-            yield Other(name, _kind(event, value), _skip(event, value, events))
-    raise _EndedEarly
+    def __init__(self, arrays: Collection[str], what: str) -> None:
+        self.arrays, self.what = frozenset(arrays), what
+        self.found: deque[tuple[str, bool]] = deque()  # (member, whole) of each value matched
+        self.tops = 0  # events at the top level: its start, its keys, its end
+        self.member = ""  # the member being read
+        self.state = "closed"  # of an array asked for: "opened", then "closed" at its end
+        self.seen: set[str] = set()
 
+    __hash__ = str.__hash__
 
-_KINDS = {"start_map": "dict", "start_array": "list", "boolean": "bool", "null": "NoneType", "string": "str"}
+    def __eq__(self, path: object) -> bool:
+        if path == "":
+            self._member_done()
+            self.tops += 1
+            return False
+        if self.tops == 1:  # a value before any key: the top level is an array
+            raise DocumentError(f"expected a {self.what} object, got an array")
+        if not self.member:
+            return self._member_starts(str(path))
+        if self.state == "opened" and path == f"{self.member}.item":
+            self.found.append((self.member, False))
+            return True
+        if self.state == "opened" and path == self.member:
+            self.state = "closed"
+            return False
+        raise DocumentError(f"{self.what}.{self.member} is not a list")
 
+    def _member_starts(self, name: str) -> bool:
+        if name in self.seen:
+            raise DocumentError(f"{self.what}.{name} appears twice")
+        self.seen.add(name)
+        self.member = name
+        if name in self.arrays:
+            self.state = "opened"
+            return False
+        self.found.append((name, True))
+        return True  # built whole
 
-def _kind(event: str, value: Any) -> str:
-    return _KINDS.get(event) or type(value).__name__
+    def _member_done(self) -> None:
+        if self.member in self.arrays and self.state != "closed":  # a single value, not an array
+            raise DocumentError(f"{self.what}.{self.member} is not a list")
+        self.member, self.state = "", "closed"
 
-
-def _skip(event: str, value: Any, events: Iterator[tuple[str, Any]]) -> bool:
-    """Skip a value whose first event was just read; is it truthy?"""
-    if event not in ("start_map", "start_array"):
-        return bool(value)
-    depth, empty = 1, True
-    for event, _ in events:
-        if event in ("start_map", "start_array"):
-            depth += 1
-        elif event in ("end_map", "end_array"):
-            depth -= 1
-            if depth == 0:
-                return not empty
-        empty = False
-    raise _EndedEarly
-
-
-def _value(event: str, value: Any, events: Iterator[tuple[str, Any]]) -> Any:
-    """The value whose first event was just read, built from its events."""
-    if event == "start_map":
-        root: Any = {}
-    elif event == "start_array":
-        root = []
-    else:
-        return cents(value) if type(value) is Decimal else value
-    stack = [root]
-    top, key = root, None
-    for event, value in events:  # the hot loop of a REST read: keep it plain
-        if event == "map_key":
-            key = value
-            continue
-        if event == "end_map" or event == "end_array":
-            stack.pop()
-            if not stack:
-                return root
-            top = stack[-1]
-            continue
-        opened = event == "start_map" or event == "start_array"
-        if opened:
-            value = {} if event == "start_map" else []
-        elif type(value) is Decimal:
-            value = cents(value)
-        if type(top) is dict:
-            top[key] = value
-        else:
-            top.append(value)
-        if opened:
-            stack.append(value)
-            top = value
-    raise _EndedEarly
+    def finish(self) -> None:
+        if self.tops < 2:
+            raise DocumentError(f"expected a {self.what} object, got a single value")
 
 
 class _Feed:

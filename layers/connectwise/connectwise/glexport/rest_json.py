@@ -14,6 +14,7 @@ line's `id`; an expense bill's `id` and each of its lines' `id` list (`int[]` in
 
 import sys
 from collections.abc import Iterable
+from decimal import Decimal
 from functools import cache
 from typing import Any, get_origin
 
@@ -35,6 +36,7 @@ from connectwise.glexport.models import (
 )
 from connectwise.glexport.rows import Row, validated_row
 from connectwise.glexport.values import CwElement
+from connectwise.jsonmoney import cents
 
 
 def _same(names: str) -> dict[str, str]:
@@ -214,16 +216,16 @@ def read_rest_glexport(
             ExportInventory=kinds.get("procurement", False),
         )
     )
-    for member in json_stream.members(chunks, reading.raw, SECTIONS, "REST GLExport"):
-        if isinstance(member, json_stream.Item):
+    arrays = [*SECTIONS, *NOT_MAPPED]
+    for member in json_stream.members(chunks, reading.raw, arrays, "REST GLExport"):
+        if isinstance(member, json_stream.Member):
+            if member.value and member.name != "exportSettings":
+                reading.ignore([member.name])
+        elif member.name in NOT_MAPPED:
+            reading.ignore([member.name])  # kept in the raw document, named in the warnings
+        else:
             model, _, lines = SECTIONS[member.name]
             reading.record(model.__name__, _record(member.name, member.position, member.value, model, lines))
-        elif member.truthy and (member.name in SECTIONS or member.name in NOT_MAPPED):
-            if member.kind != "list" or member.name in SECTIONS:
-                raise DocumentError(f"GLExport.{member.name} is not a list")
-            reading.ignore([member.name])
-        elif member.truthy and member.name != "exportSettings":
-            reading.ignore([member.name])
     return reading.batch()
 
 
@@ -253,19 +255,34 @@ def _record(
 
 
 def _values(item: dict[str, Any], model: type[CwElement]) -> dict[str, Any]:
+    """The model's attributes read from a REST record (one decimal place read as cents, as
+    connectwise.jsonmoney reads; blank typed values left out). Hot: plain loops."""
     values = {}
+    get = item.get
     for attribute, path, kind in _plan(model):
-        value: Any = item
-        for part in path:
-            value = value.get(part) if isinstance(value, dict) else None
-        if value is None or (value == "" and kind != "text"):
+        if len(path) == 1:
+            value = get(path[0])
+        else:
+            value = item
+            for part in path:
+                value = value.get(part) if value.__class__ is dict else None
+        if value is None:
             continue
-        if kind == "text" and not isinstance(value, str):
+        if value.__class__ is str:
+            if value or kind is _TEXT:
+                values[attribute] = value
+            continue
+        if value.__class__ is Decimal:
+            value = cents(value)
+        if kind is _TEXT:
             value = str(value)  # a reference's id where the legacy document had text
-        elif kind == "ids" and isinstance(value, int):
+        elif kind is _IDS and value.__class__ is int:
             value = [value]  # one GL entry id
         values[attribute] = value
     return values
+
+
+_TEXT, _IDS, _TYPED = "text", "ids", "typed"
 
 
 @cache
@@ -274,7 +291,7 @@ def _plan(model: type[CwElement]) -> tuple[tuple[str, tuple[str, ...], str], ...
     plan = []
     for attribute, path in MAPPING[model].items():
         annotation = model.model_fields[attribute].annotation
-        kind = "text" if annotation is str else "ids" if get_origin(annotation) is list else "typed"
+        kind = _TEXT if annotation is str else _IDS if get_origin(annotation) is list else _TYPED
         plan.append((attribute, tuple(path.split(".")), kind))
     return tuple(plan)
 
