@@ -175,6 +175,7 @@ class _Plan:
             elif kind is not None:
                 self.others.append((name, kind, _Unsure if required else default))
         self.typed = frozenset([*self.amounts, *self.flags, *(name for name, _, _ in self.others)])
+        self.names = tuple(self.template)
 
 
 @cache
@@ -184,49 +185,57 @@ def _plan(model: type[CwElement]) -> _Plan:
 
 def fast_row(model: type[CwElement], attributes: dict[str, Any]) -> Row | None:
     """The row of a record in the forms ConnectWise writes; None: validate it with the model.
-    A typed field left blank ("") takes its default, as when ConnectWise omits it. This is the
-    hot path of a read: plain loops, no call per value where a dict lookup does."""
+    A typed field left blank ("") takes its default, as when ConnectWise omits it.
+
+    `attributes` is handed over: when ConnectWise wrote them in the model's order (it does; some
+    may be left off at the end), the row is that dict, typed in place. When None is returned it
+    may hold typed values where the fast path got that far, which the model takes as it took
+    their text. This is the hot path of a read: plain loops, a dict lookup rather than a call."""
     plan = _plan(model)
-    row = plan.template | attributes
-    for name in plan.lists:
-        if name not in attributes:
-            row[name] = []
-    get = attributes.get
-    known, flags = _DECIMAL.known, _FLAGS
+    count = len(attributes)
+    if tuple(attributes) == plan.names[:count]:
+        row = attributes
+        for name in plan.names[count:]:
+            row[name] = [] if name in plan.lists else plan.template[name]
+    else:
+        row = plan.template | attributes
+        for name in plan.lists:
+            if name not in attributes:
+                row[name] = []
+    known, made, flags = _DECIMAL.known, _DECIMAL.text, _FLAGS
     try:
         for name in plan.amounts:
-            value = get(name)
+            value = row[name]
             if value.__class__ is str:
                 if value:
                     amount = known.get(value)
-                    row[name] = _DECIMAL.text(value) if amount is None else amount
+                    row[name] = made(value) if amount is None else amount
                 else:
                     row[name] = None  # blank; a required one is refused below
             elif value is not None:
                 row[name] = _json_decimal(value)
         for name in plan.flags:
-            value = get(name)
+            value = row[name]
             if value.__class__ is str:
                 row[name] = flags[value] if value else None
-            elif value.__class__ is bool:
-                row[name] = value
-            elif value is not None:
+            elif value is not None and value.__class__ is not bool:
                 return None
         for name, kind, blank in plan.others:
-            value = get(name)
+            value = row[name]
             if value.__class__ is str:
                 if value:
-                    row[name] = kind.text(value)
+                    found = kind.known.get(value)
+                    row[name] = kind.text(value) if found is None else found
                 elif blank is _Unsure:
                     return None
                 else:
                     row[name] = [] if blank == [] else blank
-            elif value is not None:
+            elif value is not None and value != blank:  # a default is left as it is
                 row[name] = kind.other(value)
     except (_Unsure, ArithmeticError, ValueError, KeyError):
         return None
     for name in plan.required:
-        if not get(name, ""):
+        if row[name] is None:
             return None
     return row
 
@@ -240,7 +249,11 @@ def validated_row(
     if row is not None:
         return row
     typed = _plan(model).typed
-    given = {name: value for name, value in attributes.items() if value != "" or name not in typed}
+    given = {
+        name: value
+        for name, value in attributes.items()
+        if value is not None and (value != "" or name not in typed)  # None: left by the fast path
+    }
     try:
         return model.model_validate(given).model_dump()
     except ValidationError as exc:

@@ -101,9 +101,9 @@ class _Records:
             if tag == "ExpenseBills":
                 self._expense_bills(attrib)
         elif depth == 2 and self.section and tag == self.section[0]:
-            self.record = (tag, dict(attrib), [])
+            self.record = (tag, _own(attrib), [])
         elif depth == 3 and self.record and tag == LINES.get(self.record[0], ("",))[0]:
-            self.record[2].append(dict(attrib))
+            self.record[2].append(_own(attrib))
         else:
             self.reading.ignore([tag])
             self.skipping = 1
@@ -139,6 +139,11 @@ class _Records:
         header = self.reading.header
         if header is not None:
             header.ExpenseBills = ExpenseBillSection.model_validate(section)
+
+
+def _own(attrib: Any) -> dict[str, str]:
+    """The element's attributes as a dict of our own (lxml hands a new dict, or a shared empty mapping)."""
+    return attrib if attrib.__class__ is dict else dict(attrib)
 
 
 def _row(element: str, attributes: dict[str, str], lines: list[dict[str, str]]) -> Row:
