@@ -29,6 +29,8 @@ from connectwise.glexport.models import (
 from connectwise.glexport.rows import Row, fast_row, validated_row
 from connectwise.glexport.values import CwElement
 
+FEED = 2**20  # bytes given to the parser at a time
+
 # Section element -> its record element and model.
 SECTIONS: dict[str, tuple[str, type[CwElement]]] = {
     "Vendors": ("Vendor", Vendor),
@@ -59,7 +61,8 @@ def read_glexport(chunks: Iterable[bytes], sink: GLSink | None = None) -> GLBatc
     )
     try:
         for chunk in chunks:
-            parser.feed(chunk)
+            for start in range(0, len(chunk), FEED):  # libxml2 refuses one huge feed
+                parser.feed(chunk[start : start + FEED] if len(chunk) > FEED else chunk)
             reading.raw(chunk)  # after the feed: the sink has begun once the root element opened
     except etree.XMLSyntaxError as exc:
         raise DocumentError(f"GLExport document is not well-formed XML: {exc}") from None
