@@ -64,12 +64,16 @@ def members(
     try:
         for value in parser.items(feed, layout):
             name, whole = layout.found.popleft()
+            if layout.problem and not name:
+                raise layout.problem
             if whole:
                 yield Member(name, value)
             else:
                 positions[name] = position = positions.get(name, -1) + 1
                 yield Item(name, position, value)
         layout.finish()
+        if layout.problem:
+            raise layout.problem
     except JSONError as exc:
         if feed.ended:
             raise CutShortError(
@@ -83,7 +87,9 @@ class _Layout(str):
     path of every event outside a value being built: the top-level object's start, end and keys
     (path ""), then each member's first event (its name), and, for an array asked for, its
     items' starts (`name.item`) and its end (`name`). An empty object stands for an empty array,
-    as an empty value did before; anything else where an array is asked for is refused."""
+    as an empty value did before; anything else where an array is asked for is refused. A problem
+    is not raised here (ijson's C code does not expect it): the path is matched, so that ijson
+    hands its value over at once, and `members` raises the problem in its place."""
 
     def __new__(cls, arrays: Collection[str], what: str) -> "_Layout":
         return super().__new__(cls, "")
@@ -95,16 +101,19 @@ class _Layout(str):
         self.member = ""  # the member being read
         self.state = "closed"  # of an array asked for: "opened", then "closed" at its end
         self.seen: set[str] = set()
+        self.problem: DocumentError | None = None
 
     __hash__ = str.__hash__
 
     def __eq__(self, path: object) -> bool:
+        if self.problem:
+            return False
         if path == "":
             self._member_done()
             self.tops += 1
-            return False
+            return bool(self.problem) and self._refuse()
         if self.tops == 1:  # a value before any key: the top level is an array
-            raise DocumentError(f"expected a {self.what} object, got an array")
+            return self._refuse(f"expected a {self.what} object, got an array")
         if not self.member:
             return self._member_starts(str(path))
         if self.state == "opened" and path == f"{self.member}.item":
@@ -113,11 +122,18 @@ class _Layout(str):
         if self.state == "opened" and path == self.member:
             self.state = "closed"
             return False
-        raise DocumentError(f"{self.what}.{self.member} is not a list")
+        return self._refuse(f"{self.what}.{self.member} is not a list")
+
+    def _refuse(self, problem: str = "") -> bool:
+        """Note the problem and match the path: ijson hands its value over, `members` raises."""
+        if problem:
+            self.problem = DocumentError(problem)
+        self.found.append(("", False))
+        return True
 
     def _member_starts(self, name: str) -> bool:
         if name in self.seen:
-            raise DocumentError(f"{self.what}.{name} appears twice")
+            return self._refuse(f"{self.what}.{name} appears twice")
         self.seen.add(name)
         self.member = name
         if name in self.arrays:
@@ -128,12 +144,12 @@ class _Layout(str):
 
     def _member_done(self) -> None:
         if self.member in self.arrays and self.state != "closed":  # a single value, not an array
-            raise DocumentError(f"{self.what}.{self.member} is not a list")
+            self.problem = DocumentError(f"{self.what}.{self.member} is not a list")
         self.member, self.state = "", "closed"
 
     def finish(self) -> None:
-        if self.tops < 2:
-            raise DocumentError(f"expected a {self.what} object, got a single value")
+        if self.tops < 2 and not self.problem:
+            self.problem = DocumentError(f"expected a {self.what} object, got a single value")
 
 
 class _Feed:

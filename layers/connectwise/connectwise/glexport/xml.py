@@ -61,6 +61,7 @@ def read_glexport(chunks: Iterable[bytes], sink: GLSink | None = None) -> GLBatc
     )
     try:
         for chunk in chunks:
+            records.ampersands = records.ampersands or b"&" in chunk
             for start in range(0, len(chunk), FEED):  # libxml2 refuses one huge feed
                 parser.feed(chunk[start : start + FEED] if len(chunk) > FEED else chunk)
             reading.raw(chunk)  # after the feed: the sink has begun once the root element opened
@@ -88,6 +89,7 @@ class _Records:
         self.section: tuple[str, type[CwElement]] | None = None
         self.record: tuple[str, dict[str, str], list[dict[str, str]]] | None = None
         self.ended = False
+        self.ampersands = False  # the document has an "&": attribute values may hold "&#38;"
 
     def doctype(self, *_: Any) -> None:
         raise DocumentError("GLExport document refused: it declares a DTD or entities (a DOCTYPE)")
@@ -104,9 +106,9 @@ class _Records:
             if tag == "ExpenseBills":
                 self._expense_bills(attrib)
         elif depth == 2 and self.section and tag == self.section[0]:
-            self.record = (tag, _own(attrib), [])
+            self.record = (tag, self._own(attrib), [])
         elif depth == 3 and self.record and tag == LINES.get(self.record[0], ("",))[0]:
-            self.record[2].append(_own(attrib))
+            self.record[2].append(self._own(attrib))
         else:
             self.reading.ignore([tag])
             self.skipping = 1
@@ -127,26 +129,29 @@ class _Records:
     def close(self) -> None:
         return None
 
+    def _own(self, attrib: Any) -> dict[str, str]:
+        """The element's attributes as written, in a dict of our own (lxml hands a new dict, or a
+        shared empty mapping). Entities left unresolved, libxml2 hands an "&" as "&#38;"."""
+        attributes: dict[str, str] = attrib if attrib.__class__ is dict else dict(attrib)
+        if self.ampersands and "&#38;" in "".join(attributes.values()):
+            return {name: value.replace("&#38;", "&") for name, value in attributes.items()}
+        return attributes
+
     def _root(self, tag: str, attrib: dict[str, str]) -> None:
         if tag != "GLExport":
             raise DocumentError(f"expected a GLExport document, got <{tag}>")
-        attributes = dict(attrib)
+        attributes = self._own(attrib)
         header = validated_row(GLExport, attributes, lambda exc: _describe("GLExport", attributes, exc))
         self.reading.begin(GLExport.model_validate(header))
 
     def _expense_bills(self, attrib: dict[str, str]) -> None:
-        attributes = dict(attrib)
+        attributes = self._own(attrib)
         section = validated_row(
             ExpenseBillSection, attributes, lambda exc: _describe("ExpenseBills", attributes, exc)
         )
         header = self.reading.header
         if header is not None:
             header.ExpenseBills = ExpenseBillSection.model_validate(section)
-
-
-def _own(attrib: Any) -> dict[str, str]:
-    """The element's attributes as a dict of our own (lxml hands a new dict, or a shared empty mapping)."""
-    return attrib if attrib.__class__ is dict else dict(attrib)
 
 
 def _row(element: str, attributes: dict[str, str], lines: list[dict[str, str]]) -> Row:
@@ -167,9 +172,11 @@ def _validated(tag: str, model: type[CwElement], attributes: dict[str, str]) -> 
     return validated_row(model, attributes, lambda exc: _describe(tag, attributes, exc))
 
 
-def _describe(tag: str, attributes: dict[str, str], exc: ValidationError) -> str:
+def _describe(tag: str, attributes: dict[str, Any], exc: ValidationError) -> str:
     """`Transaction DocumentNumber=123: Total: not a decimal amount`, never the whole record."""
     number = attributes.get("DocumentNumber")
-    label = number or attributes.get("GLEntryRecID") or attributes.get("CompanyName") or ""
+    ids = attributes.get("GLEntryRecID")  # typed already if the fast path got that far
+    ids = ",".join(map(str, ids)) if isinstance(ids, list) else ids
+    label = number or ids or attributes.get("CompanyName") or ""
     where = f"{tag} DocumentNumber={label}" if number else f"{tag} {label}".strip()
     return f"{where}: {describe_validation(exc, limit=3)}"
