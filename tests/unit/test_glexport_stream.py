@@ -393,7 +393,9 @@ def test_a_failure_while_the_bytes_arrive_comes_out_as_it_was_raised(form: str) 
 
     def breaking() -> Iterator[bytes]:
         yield raw[: len(raw) // 2]
-        raise TransportError("POST /x: the reply was cut short after 10 bytes (ChunkedEncodingError); retried later")
+        raise TransportError(
+            "POST /x: the reply was cut short after 10 bytes (ChunkedEncodingError); retried later"
+        )
 
     def read(chunks: Any, sink: Any = None) -> Any:
         return read_glexport(chunks, sink) if form == "xml" else read_rest_glexport(chunks, "b", ALL, sink)
