@@ -51,11 +51,12 @@ class DomBatch:
         return bills.ExpenseTransactions if bills else []
 
     def records(self, kind: str) -> list[Any]:
-        return {
+        lists: dict[str, list[Any]] = {
             "invoices": self.document.Transactions,
             "expenses": self.expense_transactions,
             "procurement": self.document.PurchaseTransactions,
-        }[kind]
+        }
+        return lists[kind]
 
     def counts(self) -> dict[str, int]:
         return {kind: len(self.records(kind)) for kind in KINDS}

@@ -260,6 +260,7 @@ def _values(item: dict[str, Any], model: type[CwElement]) -> dict[str, Any]:
     values = {}
     get = item.get
     for attribute, path, kind in _plan(model):
+        value: Any
         if len(path) == 1:
             value = get(path[0])
         else:
