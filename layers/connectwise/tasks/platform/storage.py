@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from contextlib import suppress
 from typing import Any
 
-PART_SIZE = 8 * 2**20  # bytes per part of an upload (S3 takes at least 5 MiB, but for the last)
+PART_SIZE = 5 * 2**20  # bytes per part of an upload: S3's least (but for the last), the least memory
 
 
 class Store:
@@ -57,7 +57,7 @@ class Upload:
         """Make the object visible, whole; returns its key."""
         s3, bucket = self.store.s3, self.store.bucket
         if self.upload_id is None:
-            s3.put_object(Bucket=bucket, Key=self.key, Body=bytes(self.buffer), ContentType=self.content_type)
+            s3.put_object(Bucket=bucket, Key=self.key, Body=self.buffer, ContentType=self.content_type)
         else:
             if self.buffer:
                 self._send_part()
@@ -87,9 +87,9 @@ class Upload:
             self.upload_id = began["UploadId"]
         number = len(self.parts) + 1
         sent = s3.upload_part(
-            Bucket=bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=bytes(self.buffer)
+            Bucket=bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=self.buffer
         )
-        self.buffer = bytearray()
+        self.buffer = bytearray()  # not cleared in place: the SDK may still hold the part
         # The part's checksum, when the SDK computed one, is named again in the completion.
         checksums = {
             name: value
