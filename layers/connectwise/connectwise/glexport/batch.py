@@ -6,6 +6,7 @@ does not grow with the batch. `GLBatch` is what a finished read found."""
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, Protocol
 
 import pydantic_core
@@ -71,7 +72,11 @@ class GLBatch:
 
     def gl_entry_ids(self) -> list[int]:
         """Distinct ids of every `GLEntryRecID` attribute, sorted: what an update posts."""
-        return sorted({i for ids in self.ids_by_kind.values() for i in ids})
+        return list(self._distinct_ids)
+
+    @cached_property
+    def _distinct_ids(self) -> list[int]:
+        return sorted(set().union(*self.ids_by_kind.values()))
 
     def gl_entry_ids_by_kind(self) -> dict[str, list[int]]:
         """The distinct GL entry ids of each kind's records (with their lines), sorted."""
@@ -146,11 +151,13 @@ class Reading:
     def batch(self) -> GLBatch:
         if self.header is None:
             raise DocumentError("the GLExport document has no GLExport element")
+        ids_by_kind = {kind: sorted(self.ids.pop(kind)) for kind in KINDS}  # each set freed once sorted
+        self.sink = None  # the parser may hold this reading in a cycle: hold nothing big
         return GLBatch(
             header=self.header,
             media_type=self.media_type,
             ignored_elements=tuple(sorted(self.ignored)),
             record_counts=self.counts,
             record_totals=self.totals,
-            ids_by_kind={kind: sorted(ids) for kind, ids in self.ids.items()},
+            ids_by_kind=ids_by_kind,
         )
