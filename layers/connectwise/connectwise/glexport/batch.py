@@ -151,7 +151,9 @@ class Reading:
     def batch(self) -> GLBatch:
         if self.header is None:
             raise DocumentError("the GLExport document has no GLExport element")
-        ids_by_kind = {kind: sorted(self.ids.pop(kind)) for kind in KINDS}  # each set freed once sorted
+        ids_by_kind: dict[str, list[int]] = {
+            kind: sorted(self.ids.pop(kind)) for kind in KINDS
+        }  # freed as sorted
         self.sink = None  # the parser may hold this reading in a cycle: hold nothing big
         return GLBatch(
             header=self.header,
