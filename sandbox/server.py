@@ -10,8 +10,10 @@ Control API (loopback only, not part of ConnectWise):
 * `POST /_sandbox/faults` JSON: `latency_ms`, `statuses` (answer the next requests with these
   HTTP statuses), `retry_after` (seconds, sent with 429/503), `hangs` and `hang_seconds` (the
   next requests are run only after that long: a client that gave up meanwhile sees its write
-  land late), `malformed` (the next requests are run and their replies cut short), `methods`
-  (those three faults only for requests of these HTTP methods), `redirect_to` (answer the next
+  land late), `malformed` (the next requests are run and their replies cut short), `cut` (the
+  next requests are run and their replies cut on the wire: the Content-Length of the whole reply,
+  half of it sent, the connection closed), `methods` (those four faults only for requests of
+  these HTTP methods), `redirect_to` (answer the next
   request with a 307 to that URL), `second_payment` (REST: a POST creates another payment on an
   invoice that has one, as ConnectWise might, instead of refusing it). Faults are server-wide:
   they hit every company's requests.
@@ -72,6 +74,7 @@ class Faults:
     hangs: int = 0
     hang_seconds: float = 0.0
     malformed: int = 0
+    cut: int = 0
     methods: list[str] = field(default_factory=list)  # statuses, hangs and malformed only for these
     redirect_to: str = ""  # answer the next request with a 307 to this URL (another host)
     second_payment: bool = False  # REST: accept a POST for an invoice that has a payment already
@@ -99,6 +102,14 @@ class Faults:
                 self.malformed -= 1
                 malformed = True
             return status, hang, malformed
+
+    def take_cut(self, method: str) -> bool:
+        """Whether the next reply is cut on the wire."""
+        with self.lock:
+            if not self.cut or (self.methods and method not in self.methods):
+                return False
+            self.cut -= 1
+            return True
 
 
 class SandboxServer(ThreadingHTTPServer):
@@ -310,7 +321,8 @@ class _Handler(BaseHTTPRequestHandler):
         content_type = headers.pop("Content-Type", content_type)  # a SOAP 1.2 reply is application/soap+xml
         if malformed:
             reply = reply[: max(10, len(reply) // 2)]
-        self._reply(code, reply, "application/json" if rest and code >= 400 else content_type, headers)
+        cut = faults.take_cut(self.command)
+        self._reply(code, reply, "application/json" if rest and code >= 400 else content_type, headers, cut)
 
     def _gl_page(self, body: bytes) -> None:
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
@@ -349,7 +361,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(201 if added else 200, json.dumps(company.spec.describe()).encode(), "application/json")
 
     def _reply(
-        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        body: bytes,
+        content_type: str,
+        headers: dict[str, str] | None = None,
+        cut: bool = False,
     ) -> None:
         try:
             self.send_response(status)
@@ -358,6 +375,10 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
             self.end_headers()
+            if cut:  # the length announced, half of it sent, the connection dropped
+                self.wfile.write(body[: len(body) // 2])
+                self.close_connection = True
+                return
             self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout test); nothing to tell it

@@ -9,6 +9,10 @@ compared with the capped sum of each invoice's distinct payments: duplicated and
 rest-export: a REST download of 10,000 unposted invoices (list them, export exactly those) with
 pages of 1000, against ConnectWise's default page size of 25, same sandbox and 50 ms per call.
 
+gl-stream: a GL batch of 10,000 and 50,000 invoices (--gl-invoices) read as a stream, XML and JSON,
+against the DOM reader it replaced (peak memory) and a bare iterparse / ijson pass over the same
+bytes (time); scripts/bench_stream.py.
+
 connections: 1000 connections (--connections, $BENCH_CONNECTIONS) registered through the admin
 path, each on its own sandbox company (every tenth company has two, one per location), half on
 each backend; the reconciler makes their schedules from the registry's stream, a sweep finds them
@@ -1197,8 +1201,16 @@ def main(argv: list[str] | None = None) -> int:
         help="Lambda execution environments (processes) running the connections benchmark's day (default 4)",
     )
     parser.add_argument(
+        "--gl-invoices",
+        default="10000,50000",
+        help="gl-stream: batch sizes in invoices, comma-separated (default 10000,50000)",
+    )
+    parser.add_argument(
+        "--gl-runs", type=int, default=3, help="gl-stream: timed runs, best taken (default 3)"
+    )
+    parser.add_argument(
         "--only",
-        choices=("payments", "rate-budget", "rest-export", "connections"),
+        choices=("payments", "rate-budget", "rest-export", "gl-stream", "connections"),
         help="run one benchmark",
     )
     parser.add_argument(
@@ -1231,6 +1243,10 @@ def main(argv: list[str] | None = None) -> int:
         bench_budget()
     if args.only in (None, "rest-export"):
         bench_rest_export(args.rest_invoices)
+    if args.only in (None, "gl-stream"):
+        from scripts.bench_stream import bench_gl_stream, sizes
+
+        bench_gl_stream(sizes(args.gl_invoices), args.gl_runs)
     if args.only in (None, "connections"):
         bench_connections(args.connections, args.environments)
     return 0

@@ -72,7 +72,13 @@ TRANSACTION_ITEM_ACTIONS = {
 }
 
 
+# S3's multipart upload calls are authorized as s3:PutObject (AbortMultipartUpload has its own).
+S3_PUT_OPERATIONS = frozenset({"CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"})
+
+
 def required_actions(service: str, operation_name: str, api_params: dict[str, Any]) -> set[str]:
+    if service == "s3" and operation_name in S3_PUT_OPERATIONS:
+        return {"s3:PutObject"}
     if operation_name in ("TransactWriteItems", "TransactGetItems"):
         return {
             f"{service}:{TRANSACTION_ITEM_ACTIONS[kind]}"

@@ -23,6 +23,7 @@ from tasks.platform.batch_ledger import Ledger
 from tasks.platform.errors import BatchBusyError, BatchStateError
 from tasks.platform.services import Services
 from tests.conftest import rest_connection, sandbox_connection
+from tests.glexport_kept import keep
 from tests.integration.test_gl_life_cycle import (
     batches,
     confirm,
@@ -55,7 +56,7 @@ def foreign_batch(
     """A batch the other connector downloaded before the move: its id (ConnectWise's GLBatchID of
     the export on the Accounting Interface, an identifier of its own on REST) and the GL entry ids
     of its first records (`invoices` of them)."""
-    export = other_connector(env, sandbox).download_gl_batch([kind])
+    export = keep(other_connector(env, sandbox).download_gl_batch, [kind])
     records: list[Any] = list(export.records(kind))[:invoices]
     ids: list[int] = []
     for record in records:

@@ -10,14 +10,12 @@ import pytest
 
 from connectwise import jsonmoney
 from connectwise.errors import AuthenticationError, DocumentError, TransportError, UnknownBatchError
-from connectwise.glexport import GLBatch, parse_glexport
-from connectwise.glexport.rest_json import parse_rest_glexport
-from connectwise.models import KINDS
 from sandbox.server import SandboxServer
 from scripts.harness import LocalEnvironment
 from scripts.lambda_local import invoke, poll_sqs, sqs_event
 from tasks.platform.batch_ledger import Ledger
 from tasks.platform.errors import InvalidRequestError
+from tests.glexport_kept import KeptBatch, read_json, read_xml
 
 ALL_KINDS = {"connection": "main", "kinds": ["invoices", "expenses", "procurement"]}
 
@@ -89,11 +87,11 @@ def dead_letters(env: LocalEnvironment) -> list[dict[str, Any]]:
     return reply.get("Messages", [])
 
 
-def stored_batch(env: LocalEnvironment, key: str, batch_id: str) -> GLBatch:
+def stored_batch(env: LocalEnvironment, key: str, batch_id: str) -> KeptBatch:
     """A GLExport as stored in S3: the legacy XML, or the REST JSON mapped onto the same models."""
     if key.endswith(".json"):
-        return parse_rest_glexport(s3_body(env, key), batch_id, dict.fromkeys(KINDS, True))
-    return parse_glexport(s3_body(env, key))
+        return read_json(s3_body(env, key), batch_id)
+    return read_xml(s3_body(env, key))
 
 
 def raw_name(env: LocalEnvironment) -> str:

@@ -9,6 +9,7 @@ from connectwise.errors import AuthenticationError, DocumentError, PsaError, Tra
 from connectwise.models import KINDS, RecreateFilters
 from sandbox.server import SandboxServer
 from tests.conftest import sandbox_connection
+from tests.glexport_kept import keep
 
 
 def test_download_update_and_recreate(client: AccountingClient, sandbox: SandboxServer) -> None:
@@ -24,25 +25,25 @@ def test_download_update_and_recreate(client: AccountingClient, sandbox: Sandbox
 def test_recreate_applies_include_and_exclude_filters(
     client: AccountingClient, sandbox: SandboxServer
 ) -> None:
-    batch = client.download_gl_batch(KINDS)
+    batch = keep(client.download_gl_batch, KINDS)
     client.update_gl_batch(batch.batch_id, batch.gl_entry_ids())
     invoice_ids = [int(t.DocumentNumber.removeprefix("CW-")) for t in batch.document.Transactions]
     excluded = client.recreate_gl_batch(
         batch.batch_id, filters=RecreateFilters(exclude_invoice_ids=invoice_ids[:2])
     )
     assert excluded.counts()["invoices"] == 10
-    included = client.recreate_gl_batch(
-        batch.batch_id, filters=RecreateFilters(include_invoice_ids=invoice_ids[:3])
+    included = keep(
+        client.recreate_gl_batch, batch.batch_id, filters=RecreateFilters(include_invoice_ids=invoice_ids[:3])
     )
     assert [t.DocumentNumber for t in included.document.Transactions] == [f"CW-{i}" for i in invoice_ids[:3]]
 
 
 def test_partial_update_leaves_the_rest_unposted(client: AccountingClient) -> None:
-    batch = client.download_gl_batch(["invoices"])
+    batch = keep(client.download_gl_batch, ["invoices"])
     first = batch.document.Transactions[0]
     ids = first.GLEntryRecID + [i for d in first.Details for i in d.GLEntryRecID]
     client.update_gl_batch(batch.batch_id, ids)
-    later = client.download_gl_batch(["invoices"])
+    later = keep(client.download_gl_batch, ["invoices"])
     assert later.counts()["invoices"] == 11
     assert first.DocumentNumber not in {t.DocumentNumber for t in later.document.Transactions}
 
@@ -118,8 +119,17 @@ def test_timeout_is_a_transient_error(sandbox: SandboxServer) -> None:
 
 def test_truncated_reply_is_a_document_error(client: AccountingClient, sandbox: SandboxServer) -> None:
     sandbox.faults.set({"malformed": 1})
-    with pytest.raises(DocumentError, match="not well-formed"):
+    with pytest.raises(DocumentError, match="cut short: it ends after") as caught:
         client.download_gl_batch(["invoices"])
+    assert caught.value.transient  # the reply ended early: a later download may get it whole
+
+
+def test_a_reply_cut_on_the_wire_is_transient(client: AccountingClient, sandbox: SandboxServer) -> None:
+    sandbox.faults.set({"cut": 1})
+    with pytest.raises(TransportError, match="ExportGLBatch: the reply was cut short after") as caught:
+        client.download_gl_batch(["invoices"])
+    assert caught.value.transient
+    assert client.download_gl_batch(["invoices"]).counts()["invoices"] == 12
 
 
 def test_unreachable_site_is_a_transport_error() -> None:

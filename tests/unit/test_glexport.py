@@ -1,13 +1,16 @@
-"""GLExport parsing: every sample, money as Decimal, id lists, hostile and malformed input."""
+"""GLExport reading: every sample, money as Decimal, id lists, hostile and malformed input."""
 
+import json
 from decimal import Decimal
 
 import pytest
 
-from connectwise.errors import DocumentError
-from connectwise.glexport import GLBatch, parse_glexport
+from connectwise.errors import CutShortError, DocumentError
+from connectwise.glexport import GLBatch
+from connectwise.glexport.batch import json_line
 from connectwise.glexport.models import Detail, PurchaseDetail, Transaction
 from tests.conftest import SAMPLES
+from tests.glexport_kept import read_xml as parse_glexport
 
 
 def sample(name: str) -> bytes:
@@ -52,13 +55,13 @@ def test_purchase_detail_us_datetime_and_blank_amounts() -> None:
     assert purchase.PurchaseDetails[0].DocumentDate.isoformat() == "2014-05-01T05:21:58"
 
 
-def test_raw_document_is_kept_byte_for_byte() -> None:
+def test_raw_document_is_handed_on_byte_for_byte() -> None:
     raw = sample("glexport_procurement.xml")
-    assert parse_glexport(raw).raw is raw
+    assert parse_glexport(raw).kept.content == raw
 
 
 def test_json_lines_keep_money_as_strings() -> None:
-    rows = parse_glexport(sample("glexport_invoices.xml")).json_lines()
+    rows = [json.loads(json_line(row)) for row in parse_glexport(sample("glexport_invoices.xml")).kept.rows]
     transaction = next(r for r in rows if r["element"] == "Transaction")
     assert transaction["Total"] == "42.00"
     assert transaction["Details"][1]["Total"] == "-7.00"
@@ -101,15 +104,21 @@ def test_missing_total_is_an_error_not_zero() -> None:
 
 @pytest.mark.parametrize(
     "document",
-    [
-        b"<GLExport GLBatchID='x'><Transactions>",
-        b"not xml at all",
-        b"",
-    ],
+    [b"not xml at all", b"<GLExport GLBatchID='x'><a></GLExport>", b"<GLExport GLBatchID='x'/>trailing"],
 )
 def test_malformed_documents_raise_document_error(document: bytes) -> None:
-    with pytest.raises(DocumentError, match="not well-formed"):
+    with pytest.raises(DocumentError, match="not well-formed") as caught:
         parse_glexport(document)
+    assert not caught.value.transient
+
+
+@pytest.mark.parametrize(
+    "document", [b"<GLExport GLBatchID='x'><Transactions>", b"", b"<?xml version='1.0'?>"]
+)
+def test_a_document_that_ends_early_is_cut_short_and_transient(document: bytes) -> None:
+    with pytest.raises(CutShortError, match="cut short") as caught:
+        parse_glexport(document)
+    assert caught.value.transient
 
 
 def test_wrong_root_is_refused() -> None:
@@ -140,7 +149,7 @@ def test_entity_expansion_bomb_is_refused() -> None:
 
 def test_empty_export_is_empty() -> None:
     batch = parse_glexport(b'<GLExport GLBatchID="b1" ExportInvoices="True"/>')
-    assert isinstance(batch, GLBatch) and batch.is_empty and batch.gl_entry_ids() == []
+    assert isinstance(batch.batch, GLBatch) and batch.is_empty and batch.gl_entry_ids() == []
 
 
 def words(text: str) -> list[str]:

@@ -11,6 +11,7 @@ from connectwise.errors import UnknownBatchError
 from connectwise.models import KINDS
 from connectwise.rest.client import RestClient
 from sandbox.server import SandboxServer
+from tests.glexport_kept import keep
 
 OWNER = {"accounting_interface": "London", "rest": "2"}  # REST filters by the location's id
 
@@ -88,7 +89,7 @@ def test_a_recreate_passes_the_thru_date_and_owner_level(
     batch_id = posted_batch(gl)
     sent = requests_sent(sandbox, backend, monkeypatch)
     thru = date(2026, 8, 31)
-    recreated = gl.recreate_gl_batch(batch_id, thru_date=thru, owner_level=OWNER[backend])
+    recreated = keep(gl.recreate_gl_batch, batch_id, thru_date=thru, owner_level=OWNER[backend])
     site = sandbox.accounting.site
     expected = {
         "invoices": sorted(i.number for i in site.invoices if i.date <= thru and i.location == "London"),

@@ -138,3 +138,40 @@ def test_a_soap_call_fits_the_time_left(sandbox: SandboxServer) -> None:
         soap.within(Deadline(10.5, reserve=10)).get_reports()
     assert soap.within(Deadline(12, reserve=10)).get_reports()
     assert soap._transport.operation_timeout <= 2.0  # the call's timeout was cut to what was left
+
+
+class StreamedReply:
+    """A reply asked for with stream=True: its chunks, then perhaps the connection dropping."""
+
+    def __init__(self, chunks: list[bytes], breaks: bool = False) -> None:
+        self.chunks, self.breaks = chunks, breaks
+
+    def iter_content(self, chunk_size: int) -> Iterator[bytes]:
+        import requests
+
+        yield from self.chunks
+        if self.breaks:
+            raise requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead")
+
+
+def test_a_streamed_body_comes_chunk_by_chunk_and_a_break_is_transient() -> None:
+    from connectwise import transport
+
+    reply: Any = StreamedReply([b"abc", b"de"])
+    assert list(transport.body(reply, "POST /x", Deadline())) == [b"abc", b"de"]
+    broken: Any = StreamedReply([b"abc", b"de"], breaks=True)
+    chunks = transport.body(broken, "POST /x", Deadline())
+    assert next(chunks) == b"abc"
+    with pytest.raises(TransportError, match=r"POST /x: the reply was cut short after 5 bytes") as caught:
+        list(chunks)
+    assert caught.value.transient
+
+
+def test_a_streamed_body_stops_when_the_invocation_has_no_time_left() -> None:
+    from connectwise import transport
+
+    reply: Any = StreamedReply([b"abc", b"de"])
+    with pytest.raises(
+        TransportError, match="still arriving after 3 bytes when the invocation ran out of time"
+    ):
+        list(transport.body(reply, "POST /x", Deadline(seconds=5, reserve=10)))

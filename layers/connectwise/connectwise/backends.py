@@ -13,7 +13,7 @@ from typing import Annotated, Any, Protocol
 from pydantic import Discriminator, Tag, TypeAdapter
 
 from connectwise.accounting_interface.client import AccountingClient, Connection
-from connectwise.glexport import GLBatch
+from connectwise.glexport import GLBatch, GLSink
 from connectwise.models import PaymentApplied, RecreateFilters, SiteLogin
 from connectwise.rest.api import RestConnection
 from connectwise.rest.client import RestClient
@@ -52,9 +52,15 @@ class GLBackend(Protocol):
         ...
 
     def download_gl_batch(
-        self, kinds: Collection[str], *, thru_date: date | None = ..., owner_level: str | None = ...
+        self,
+        kinds: Collection[str],
+        *,
+        thru_date: date | None = ...,
+        owner_level: str | None = ...,
+        sink: GLSink | None = ...,
     ) -> GLBatch:
-        """Export the unposted records of the kinds (invoices, expenses, procurement)."""
+        """Export the unposted records of the kinds (invoices, expenses, procurement), handing
+        `sink` the document and its records as they arrive (None: only what they add up to)."""
         ...
 
     def unposted_entries(self) -> dict[int, str]:
@@ -70,6 +76,7 @@ class GLBackend(Protocol):
         filters: RecreateFilters | None = ...,
         thru_date: date | None = ...,
         owner_level: str | None = ...,
+        sink: GLSink | None = ...,
     ) -> GLBatch: ...
 
     def update_gl_batch(

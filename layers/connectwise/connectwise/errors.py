@@ -63,6 +63,13 @@ class DocumentError(ConnectWiseError):
     """A document from ConnectWise (or a user) is malformed, hostile or fails validation."""
 
 
+class CutShortError(DocumentError):
+    """A document ends before its end: the reply was cut short on its way (a dropped connection,
+    a proxy); nothing of it is kept, and the same call may succeed later."""
+
+    transient = True
+
+
 def describe_validation(
     exc: ValidationError, limit: int = 5, name: Callable[[tuple[Any, ...]], str] | None = None
 ) -> str:

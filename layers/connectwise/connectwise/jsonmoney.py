@@ -1,8 +1,8 @@
 """JSON with exact money: numbers are read as Decimal, and Decimal is written as a JSON number.
 
-Reading keeps the number's text exactly, except that a JSON double written with one decimal
-place (`15.0`, `1374.5`: how ConnectWise's doubles come out) reads as cents (`15.00`), so amounts
-look the same whichever backend served them. Writing: the standard library writes floats only; a
+Reading keeps the number's digits exactly, except that a number with one decimal place (`15.0`,
+`1374.5`: how ConnectWise's doubles come out) reads as cents (`15.00`), so amounts look the same
+whichever backend served them (`cents`: the streaming GLExport reader applies the same rule). Writing: the standard library writes floats only; a
 Decimal goes through float when the float's shortest text is the same number (every amount with
 at most 15 significant digits); anything else is refused rather than rounded.
 """
@@ -17,10 +17,13 @@ def loads(text: bytes | str) -> Any:
 
 
 def _decimal(text: str) -> Decimal:
-    point = text.find(".")
-    if point != -1 and len(text) - point == 2:  # one decimal place: 15.0 -> 15.00
-        text += "0"
-    return Decimal(text)
+    return cents(Decimal(text))
+
+
+def cents(number: Decimal) -> Decimal:
+    """A number with one decimal place as cents: 15.0 -> 15.00; any other as it is."""
+    sign, digits, exponent = number.as_tuple()
+    return Decimal((sign, (*digits, 0), -2)) if exponent == -1 else number  # exact, any size
 
 
 def dumps(value: Any) -> bytes:

@@ -18,7 +18,7 @@
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
@@ -214,3 +214,25 @@ def _not_sent(exc: requests.RequestException) -> bool:
 def _timed_out(exc: requests.RequestException) -> bool:
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     return isinstance(reason, ReadTimeoutError)
+
+
+def body(
+    response: requests.Response, what: str, deadline: Deadline, chunk_size: int = 2**16
+) -> Iterator[bytes]:
+    """The body of a reply sent for with `stream=True`, chunk by chunk as it arrives, within the
+    deadline. A reply cut short (the connection dropped, a read timed out) is a transient
+    TransportError: the call is repeated later, whole (what arrived of it has been used)."""
+    received = 0
+    try:
+        for chunk in response.iter_content(chunk_size):
+            received += len(chunk)
+            if deadline.remaining() <= 0:
+                raise TransportError(
+                    f"{what}: the reply was still arriving after {received} bytes when the invocation "
+                    "ran out of time; retried later"
+                )
+            yield chunk
+    except requests.RequestException as exc:
+        raise TransportError(
+            f"{what}: the reply was cut short after {received} bytes ({type(exc).__name__}); retried later"
+        ) from None

@@ -6,9 +6,11 @@ ConnectWise's replies into typed results and errors.
 """
 
 import copy
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import closing, contextmanager
 from datetime import date, datetime
 from decimal import Decimal
+from itertools import chain, islice
 from typing import Any, Literal
 
 import requests
@@ -26,7 +28,7 @@ from connectwise.errors import (
     UnknownBatchError,
     UnknownInvoiceError,
 )
-from connectwise.glexport import GLBatch, parse_glexport
+from connectwise.glexport import GLBatch, GLSink, read_glexport
 from connectwise.models import (
     KINDS,
     IntegratorSecret,
@@ -38,6 +40,9 @@ from connectwise.models import (
 )
 from connectwise.safexml import parse_xml
 from connectwise.transport import Deadline
+
+PSA_ERROR_HEAD = 200  # a PsaError reply says so in its first bytes
+PSA_ERROR_CHUNKS = 16  # and is short: what is read of it, at most, to raise it
 
 
 class Connection(SiteLogin):
@@ -83,15 +88,22 @@ class AccountingClient:
         return bound
 
     def download_gl_batch(
-        self, kinds: Collection[str], *, thru_date: date | None = None, owner_level: str | None = None
+        self,
+        kinds: Collection[str],
+        *,
+        thru_date: date | None = None,
+        owner_level: str | None = None,
+        sink: GLSink | None = None,
     ) -> GLBatch:
-        """Export the unposted records of the chosen kinds. Nothing is marked on ConnectWise."""
+        """Export the unposted records of the chosen kinds, handing `sink` the document and its
+        records as they arrive. Nothing is marked on ConnectWise."""
         if not kinds:
             raise ValueError("choose at least one of invoices, expenses, procurement")
         fields = wire.export_fields(
             "invoices" in kinds, "expenses" in kinds, "procurement" in kinds, thru_date, owner_level
         )
-        return parse_glexport(self._post(fields, repeatable=True))  # an export marks nothing
+        with self._export(fields) as chunks:
+            return read_glexport(chunks, sink)
 
     def unposted_entries(self) -> dict[int, str]:
         """Every GL entry the unposted lists hold, with its kind (an export of all kinds)."""
@@ -106,9 +118,11 @@ class AccountingClient:
         filters: RecreateFilters | None = None,
         thru_date: date | None = None,
         owner_level: str | None = None,
+        sink: GLSink | None = None,
     ) -> GLBatch:
         """Download a previously updated batch again: the records of `kinds`, through
-        `thru_date`, at `owner_level`, narrowed by the record filters."""
+        `thru_date`, at `owner_level`, narrowed by the record filters (to `sink`, as for a
+        download)."""
         if not kinds:
             raise ValueError("choose at least one of invoices, expenses, procurement")
         filters = filters or RecreateFilters()
@@ -121,7 +135,8 @@ class AccountingClient:
             expenses="expenses" in kinds,
             procurement="procurement" in kinds,
         )
-        return parse_glexport(self._post(fields, repeatable=True))
+        with self._export(fields) as chunks:
+            return read_glexport(chunks, sink)
 
     def update_gl_batch(self, batch_id: str, gl_entry_ids: Iterable[int], kinds: Iterable[str] = ()) -> str:
         """Add posted GL entries to the batch so they are never exported again (the batch's
@@ -160,11 +175,36 @@ class AccountingClient:
                 f"{what}: the reply lacks Total or PaidAmount; ConnectWise may have applied it"
             ) from None
 
+    @contextmanager
+    def _export(self, fields: dict[str, str]) -> Iterator[Iterator[bytes]]:
+        """An export's reply (a GLExport document) as it arrives; an export marks nothing, so
+        it may be repeated. A PsaError reply is told by its first bytes and raised as today."""
+        what = fields.get(wire.ACTION, "?")
+        with closing(self._send(fields, repeatable=True, stream=True)) as response:
+            if response.status_code >= 400:
+                self._check(response.content, response, what)
+            chunks = transport.body(response, what, self.deadline)
+            head = b""
+            for chunk in chunks:
+                head += chunk
+                if len(head) >= PSA_ERROR_HEAD:
+                    break
+            if b"<PsaError" in head[:PSA_ERROR_HEAD]:  # a short document; read on, within bounds
+                head += b"".join(islice(chunks, PSA_ERROR_CHUNKS))
+                _raise_for_psa_error(head)
+            yield chain([head], chunks)
+
     def _post(self, fields: dict[str, str], repeatable: bool) -> bytes:
+        response = self._send(fields, repeatable)
+        body = response.content
+        self._check(body, response, fields.get(wire.ACTION, "?"))
+        return body
+
+    def _send(self, fields: dict[str, str], repeatable: bool, stream: bool = False) -> requests.Response:
         login = wire.login_fields(
             self.connection.company, self.connection.username, self.connection.password.get_secret_value()
         )
-        response = transport.send(
+        return transport.send(
             self.session,
             wire.METHOD,
             self.connection.url,
@@ -176,17 +216,18 @@ class AccountingClient:
             repeatable=repeatable,
             pacer=self.pacer,
             data=login | fields,
+            stream=stream,
         )
-        body = response.content
+
+    @staticmethod
+    def _check(body: bytes, response: requests.Response, what: str) -> None:
         _raise_for_psa_error(body)
         if response.status_code >= 400:
             raise TransportError(
-                f"{fields.get(wire.ACTION, '?')}: HTTP {response.status_code} from ConnectWise"
-                f"{transport.first_line(response)}",
+                f"{what}: HTTP {response.status_code} from ConnectWise{transport.first_line(response)}",
                 status=response.status_code,
                 transient=False,
             )
-        return body
 
 
 def _write_reply(body: bytes, what: str) -> Any:

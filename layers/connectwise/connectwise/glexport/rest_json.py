@@ -1,7 +1,8 @@
 """The REST API's GLExport (JSON) mapped onto the Accounting Interface's models (connectwise.glexport.models).
 
 Downstream consumers see one shape whichever backend served a batch: the same pydantic models,
-the same records.jsonl. `MAPPING` says which REST field feeds which attribute; `a.b` reads the
+the same records.jsonl. The document is read as it arrives (connectwise.glexport.json_stream),
+one record at a time. `MAPPING` says which REST field feeds which attribute; `a.b` reads the
 field `b` of the reference object `a`. Attributes without a REST counterpart (street addresses,
 the legacy export options, `NonReimbursableExpenseRecIDs`) stay at their defaults; the REST
 document itself is kept byte for byte next to the records. `docs/rest-glexport-mapping.md` is
@@ -12,18 +13,19 @@ line's `id`; an expense bill's `id` and each of its lines' `id` list (`int[]` in
 """
 
 import sys
+from collections.abc import Iterable
+from decimal import Decimal
 from functools import cache
 from typing import Any, get_origin
 
 from pydantic import ValidationError
 
-from connectwise import jsonmoney
 from connectwise.errors import DocumentError, describe_validation
-from connectwise.glexport.batch import GLBatch
+from connectwise.glexport import json_stream
+from connectwise.glexport.batch import JSON, GLBatch, GLSink, Reading
 from connectwise.glexport.models import (
     Customer,
     Detail,
-    ExpenseBillSection,
     ExpenseDetail,
     ExpenseTransaction,
     GLExport,
@@ -32,7 +34,9 @@ from connectwise.glexport.models import (
     Transaction,
     Vendor,
 )
+from connectwise.glexport.rows import Row, validated_row
 from connectwise.glexport.values import CwElement
+from connectwise.jsonmoney import cents
 
 
 def _same(names: str) -> dict[str, str]:
@@ -197,46 +201,32 @@ SECTIONS: dict[str, tuple[type[CwElement], str, tuple[str, str, type[CwElement]]
 NOT_MAPPED = ("expenses", "adjustmentTransactions", "inventoryTransfers")  # kept in the raw document
 
 
-def parse_rest_glexport(raw: bytes, batch_id: str, kinds: dict[str, bool]) -> GLBatch:
-    """Map a REST GLExport onto the GLExport model. `batch_id` is the batchIdentifier this
-    connector chose (REST does not echo it); `kinds` are the export flags it sent."""
-    try:
-        document = jsonmoney.loads(raw)
-    except ValueError:
-        raise DocumentError("the REST GLExport is not JSON") from None
-    if not isinstance(document, dict):
-        raise DocumentError(f"expected a GLExport object, got {type(document).__name__}")
-    values: dict[str, Any] = {
-        "GLBatchID": batch_id,
-        "ExportInvoices": kinds.get("invoices", False),
-        "ExportExpenses": kinds.get("expenses", False),
-        "ExportInventory": kinds.get("procurement", False),
-    }
-    for section, (model, attribute, lines) in SECTIONS.items():
-        records = [_record(section, i, item, model, lines) for i, item in enumerate(_list(document, section))]
-        if attribute == "ExpenseBills":
-            values[attribute] = ExpenseBillSection(ExpenseTransactions=records) if records else None
-        else:
-            values[attribute] = records
-    ignored = [name for name in NOT_MAPPED if _list(document, name)]
-    ignored += [
-        name
-        for name, value in document.items()
-        if name not in SECTIONS and name not in NOT_MAPPED and name != "exportSettings" and value
-    ]
-    return GLBatch(
-        raw=raw,
-        document=GLExport.model_validate(values),
-        ignored_elements=tuple(sorted(ignored)),
-        media_type="application/json",
+def read_rest_glexport(
+    chunks: Iterable[bytes], batch_id: str, kinds: dict[str, bool], sink: GLSink | None = None
+) -> GLBatch:
+    """Read a REST GLExport from its chunks onto the GLExport models, handing `sink` the bytes
+    and each record's row. `batch_id` is the batchIdentifier this connector chose (REST does not
+    echo it); `kinds` are the export flags it sent."""
+    reading = Reading(sink, JSON)
+    reading.begin(
+        GLExport(
+            GLBatchID=batch_id,
+            ExportInvoices=kinds.get("invoices", False),
+            ExportExpenses=kinds.get("expenses", False),
+            ExportInventory=kinds.get("procurement", False),
+        )
     )
-
-
-def _list(document: dict[str, Any], name: str) -> list[Any]:
-    value = document.get(name) or []
-    if not isinstance(value, list):
-        raise DocumentError(f"GLExport.{name} is not a list")
-    return value
+    arrays = [*SECTIONS, *NOT_MAPPED]
+    for member in json_stream.members(chunks, reading.raw, arrays, "REST GLExport"):
+        if isinstance(member, json_stream.Member):
+            if member.value and member.name != "exportSettings":
+                reading.ignore([member.name])
+        elif member.name in NOT_MAPPED:
+            reading.ignore([member.name])  # kept in the raw document, named in the warnings
+        else:
+            model, _, lines = SECTIONS[member.name]
+            reading.record(model.__name__, _record(member.name, member.position, member.value, model, lines))
+    return reading.batch()
 
 
 def _record(
@@ -245,39 +235,55 @@ def _record(
     item: Any,
     model: type[CwElement],
     lines: tuple[str, str, type[CwElement]] | None,
-) -> Any:
+) -> Row:
     where = f"{section}[{index}]"
     if not isinstance(item, dict):
         raise DocumentError(f"{where} is not an object")
     if item.get("documentNumber"):
         where += f" documentNumber={item['documentNumber']}"
-    values = _values(item, model)
+    row = _validated(where, model, _values(item, model))
     if lines:
         source, attribute, line_model = lines
         children = item.get(source) or []
         if not isinstance(children, list) or not all(isinstance(c, dict) for c in children):
             raise DocumentError(f"{where}: {source} is not a list of objects")
-        values[attribute] = [
+        row[attribute] = [
             _validated(f"{where} {source}[{n}]", line_model, _values(c, line_model))
             for n, c in enumerate(children)
         ]
-    return _validated(where, model, values)
+    return row
 
 
 def _values(item: dict[str, Any], model: type[CwElement]) -> dict[str, Any]:
+    """The model's attributes read from a REST record (one decimal place read as cents, as
+    connectwise.jsonmoney reads; blank typed values left out). Hot: plain loops."""
     values = {}
+    get = item.get
     for attribute, path, kind in _plan(model):
-        value: Any = item
-        for part in path:
-            value = value.get(part) if isinstance(value, dict) else None
-        if value is None or (value == "" and kind != "text"):
+        value: Any
+        if len(path) == 1:
+            value = get(path[0])
+        else:
+            value = item
+            for part in path:
+                value = value.get(part) if value.__class__ is dict else None
+        if value is None:
             continue
-        if kind == "text" and not isinstance(value, str):
+        if value.__class__ is str:
+            if value or kind is _TEXT:
+                values[attribute] = value
+            continue
+        if value.__class__ is Decimal:
+            value = cents(value)
+        if kind is _TEXT:
             value = str(value)  # a reference's id where the legacy document had text
-        elif kind == "ids" and isinstance(value, int):
+        elif kind is _IDS and value.__class__ is int:
             value = [value]  # one GL entry id
         values[attribute] = value
     return values
+
+
+_TEXT, _IDS, _TYPED = "text", "ids", "typed"
 
 
 @cache
@@ -286,20 +292,21 @@ def _plan(model: type[CwElement]) -> tuple[tuple[str, tuple[str, ...], str], ...
     plan = []
     for attribute, path in MAPPING[model].items():
         annotation = model.model_fields[attribute].annotation
-        kind = "text" if annotation is str else "ids" if get_origin(annotation) is list else "typed"
+        kind = _TEXT if annotation is str else _IDS if get_origin(annotation) is list else _TYPED
         plan.append((attribute, tuple(path.split(".")), kind))
     return tuple(plan)
 
 
-def _validated(where: str, model: type[CwElement], values: dict[str, Any]) -> Any:
-    try:
-        return model.model_validate(values)
-    except ValidationError as exc:
-        mapped = MAPPING[model]
-        problems = describe_validation(
+def _validated(where: str, model: type[CwElement], values: dict[str, Any]) -> Row:
+    mapped = MAPPING[model]
+
+    def problem(exc: ValidationError) -> str:
+        names = describe_validation(
             exc, limit=3, name=lambda loc: mapped.get(str(loc[0]), str(loc[0])) if loc else ""
         )
-        raise DocumentError(f"{where}: {problems}") from None
+        return f"{where}: {names}"
+
+    return validated_row(model, values, problem)
 
 
 def mapping_table() -> str:

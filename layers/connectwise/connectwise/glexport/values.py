@@ -31,7 +31,7 @@ def in_order(attributes: str) -> Callable[[M], M]:
     return reorder
 
 
-def _rate(value: Any) -> Any:
+def rate_text(value: Any) -> Any:
     """`20.00%` and `20.000000` are both percentages: Decimal('20.00')."""
     return value.strip().rstrip("%") if isinstance(value, str) else value
 
@@ -49,11 +49,11 @@ def parse_ids(value: str | None) -> list[int]:
     return ids
 
 
-def _ids(value: Any) -> Any:
+def ids_text(value: Any) -> Any:
     return parse_ids(value) if isinstance(value, str) else value
 
 
-def _us_datetime(value: Any) -> Any:
+def us_datetime(value: Any) -> Any:
     """`PurchaseDetail/@DocumentDate` is written `5/1/2014 5:21:58 AM` (site local time)."""
     if isinstance(value, str) and "/" in value:
         return datetime.strptime(value.strip(), "%m/%d/%Y %I:%M:%S %p")
@@ -62,12 +62,12 @@ def _us_datetime(value: Any) -> Any:
 
 Money = Decimal
 OptDecimal = Decimal | None
-Rate = Annotated[Decimal | None, BeforeValidator(_rate)]
+Rate = Annotated[Decimal | None, BeforeValidator(rate_text)]
 OptInt = int | None
 Flag = bool | None
-IdList = Annotated[list[int], BeforeValidator(_ids)]
+IdList = Annotated[list[int], BeforeValidator(ids_text)]
 CwDate = date | None
-CwDateTime = Annotated[datetime | None, BeforeValidator(_us_datetime)]
+CwDateTime = Annotated[datetime | None, BeforeValidator(us_datetime)]
 
 
 class CwElement(BaseModel):

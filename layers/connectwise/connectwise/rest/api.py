@@ -10,6 +10,7 @@ a 4xx becomes a typed error. The operations are in `connectwise.rest.gl` and
 import copy
 import threading
 from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from typing import Any, Literal, Self
 
 import requests
@@ -127,6 +128,12 @@ class RestApi:
     def json_bytes(self, method: str, path: str, body: Any, repeatable: bool = True) -> bytes:
         return self._send(method, self._url(path), body=body, repeatable=repeatable).content
 
+    @contextmanager
+    def stream(self, method: str, path: str, body: Any) -> Iterator[Iterator[bytes]]:
+        """A repeatable call's reply as it arrives, chunk by chunk (a refusal is raised first)."""
+        with closing(self._send(method, self._url(path), body=body, stream=True)) as response:
+            yield transport.body(response, f"{method} {path}", self.deadline)
+
     def _url(self, path: str) -> str:
         return f"{self.connection.scheme}://{self.connection.site}/{self.codebase()}apis/3.0{path}"
 
@@ -158,6 +165,7 @@ class RestApi:
         headers: dict[str, str] | None = None,
         repeatable: bool = True,
         auth: bool = True,
+        stream: bool = False,
     ) -> requests.Response:
         """One API call (see connectwise.transport); a refusal (4xx) becomes a typed error."""
         data = jsonmoney.dumps(body) if body is not None else None
@@ -178,6 +186,7 @@ class RestApi:
             data=data,
             headers=(headers or {}) | ({"Content-Type": "application/json"} if data else {}),
             auth=None if auth else _NoAuth(),
+            stream=stream,
             # Request hooks replace the session's: the redirect refusal is named again here.
             hooks={
                 "response": [transport.refuse_redirects, self._count]

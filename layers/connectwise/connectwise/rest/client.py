@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from connectwise.glexport import GLBatch
+from connectwise.glexport import GLBatch, GLSink
 from connectwise.models import KINDS, PaymentApplied, RecreateFilters
 from connectwise.rest import gl, payments
 from connectwise.rest.api import RestApi
@@ -16,9 +16,14 @@ class RestClient(RestApi):
     """One ConnectWise site's REST API, as one API member, offering the GL batch operations."""
 
     def download_gl_batch(
-        self, kinds: Collection[str], *, thru_date: date | None = None, owner_level: str | None = None
+        self,
+        kinds: Collection[str],
+        *,
+        thru_date: date | None = None,
+        owner_level: str | None = None,
+        sink: GLSink | None = None,
     ) -> GLBatch:
-        return gl.download_gl_batch(self, kinds, thru_date=thru_date, owner_level=owner_level)
+        return gl.download_gl_batch(self, kinds, thru_date=thru_date, owner_level=owner_level, sink=sink)
 
     def unposted_entries(self) -> dict[int, str]:
         return gl.unposted_entries(self)
@@ -31,9 +36,16 @@ class RestClient(RestApi):
         filters: RecreateFilters | None = None,
         thru_date: date | None = None,
         owner_level: str | None = None,
+        sink: GLSink | None = None,
     ) -> GLBatch:
         return gl.recreate_gl_batch(
-            self, batch_id, kinds=kinds, filters=filters, thru_date=thru_date, owner_level=owner_level
+            self,
+            batch_id,
+            kinds=kinds,
+            filters=filters,
+            thru_date=thru_date,
+            owner_level=owner_level,
+            sink=sink,
         )
 
     def update_gl_batch(

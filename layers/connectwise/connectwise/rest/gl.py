@@ -17,8 +17,9 @@ from typing import Any
 from connectwise.accounting_interface import wire
 from connectwise.conditions import REST, Expression, all_of, render, where
 from connectwise.errors import BatchExistsError, DocumentError, PsaError, UnknownBatchError
-from connectwise.glexport import GLBatch, GLExport
-from connectwise.glexport.rest_json import parse_rest_glexport
+from connectwise.glexport import GLBatch, GLExport, GLSink
+from connectwise.glexport.batch import JSON
+from connectwise.glexport.rest_json import read_rest_glexport
 from connectwise.models import KINDS, RecreateFilters, horizon
 from connectwise.rest.api import RestApi, lookup
 
@@ -53,9 +54,15 @@ FILTERS = {  # RecreateFilters field -> ExportAccountingBatchRequest field
 
 
 def download_gl_batch(
-    api: RestApi, kinds: Collection[str], *, thru_date: date | None = None, owner_level: str | None = None
+    api: RestApi,
+    kinds: Collection[str],
+    *,
+    thru_date: date | None = None,
+    owner_level: str | None = None,
+    sink: GLSink | None = None,
 ) -> GLBatch:
-    """Export the unposted records of the chosen kinds. Nothing is marked on ConnectWise."""
+    """Export the unposted records of the chosen kinds, handing `sink` the document and its
+    records as they arrive. Nothing is marked on ConnectWise."""
     chosen = [kind for kind in LISTS if kind in kinds]
     if not chosen:
         raise ValueError("choose at least one of invoices, expenses, procurement")
@@ -65,7 +72,7 @@ def download_gl_batch(
     listed = {kind: unposted(api, kind, thru_date, owner_level) for kind in chosen}
     exported = {kind: bool(listed.get(kind)) for kind in LISTS}
     if not any(exported.values()):
-        return GLBatch(raw=b"{}", document=GLExport(GLBatchID=""), media_type="application/json")
+        return GLBatch(header=GLExport(GLBatchID=""), media_type=JSON)
     batch_id = new_batch_identifier()
     request: dict[str, Any] = {"batchIdentifier": batch_id, **_thru(thru_date)}
     for kind, rows in listed.items():
@@ -73,10 +80,9 @@ def download_gl_batch(
         if rows:
             request[flag] = True
             request[included] = [row[id_field] for row in rows]
-    batch = parse_rest_glexport(
-        api.json_bytes("POST", "/finance/accounting/export", request), batch_id, exported
-    )
-    invoices = len(batch.document.Transactions)
+    with api.stream("POST", "/finance/accounting/export", request) as chunks:
+        batch = read_rest_glexport(chunks, batch_id, exported, sink)
+    invoices = batch.counts()["invoices"]
     if invoices != len(listed.get("invoices", [])):
         raise DocumentError(
             f"the export of batch {batch_id} holds {invoices} invoices, "
@@ -99,9 +105,10 @@ def recreate_gl_batch(
     filters: RecreateFilters | None = None,
     thru_date: date | None = None,
     owner_level: str | None = None,
+    sink: GLSink | None = None,
 ) -> GLBatch:
     """Download a posted batch again: the records of `kinds`, through `thru_date`, at the
-    location `owner_level`, narrowed by the record filters."""
+    location `owner_level`, narrowed by the record filters (to `sink`, as for a download)."""
     exported = {kind: kind in kinds for kind in LISTS}
     if not any(exported.values()):
         raise ValueError("choose at least one of invoices, expenses, procurement")
@@ -115,8 +122,8 @@ def recreate_gl_batch(
     for key, ids in (filters or RecreateFilters()).model_dump().items():
         if ids:
             request[FILTERS[key]] = [str(i) for i in ids] if "Product" in FILTERS[key] else ids
-    raw = api.json_bytes("POST", f"/finance/accounting/batches/{batch['id']}/export", request)
-    return parse_rest_glexport(raw, batch_id, exported)
+    with api.stream("POST", f"/finance/accounting/batches/{batch['id']}/export", request) as chunks:
+        return read_rest_glexport(chunks, batch_id, exported, sink)
 
 
 def update_gl_batch(

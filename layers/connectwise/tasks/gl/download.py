@@ -1,6 +1,11 @@
 """Download a GL batch: one batch per connection and kind at a time (`Ledger.claim`), outputs
 written before the batch is recorded, the event published last; an open batch is announced
-again instead of downloading its records twice."""
+again instead of downloading its records twice.
+
+The reply is streamed into S3 as it is read (tasks.gl.files): the document and records.jsonl
+become visible only once the whole document was read and every check passed, then the manifest
+is written, then the batch recorded; a reply cut short or refused leaves nothing under the
+batch's prefix and releases the claim (the error says whether a later run may succeed)."""
 
 import uuid
 from datetime import date
@@ -8,6 +13,7 @@ from typing import Any
 
 from connectwise.glexport import GLBatch
 from connectwise.transport import Deadline
+from tasks.gl.files import BatchFiles
 from tasks.gl.requests import DownloadRequest, resolve_thru_date
 from tasks.platform.batch_ledger import DOWNLOADED, FAILED, OPEN, BatchRecord
 from tasks.platform.keys import batch_prefix
@@ -28,12 +34,16 @@ def download_gl_batch(
     if holders:
         return _held(request, holders, services)
 
+    files = BatchFiles(services.store, lambda batch_id: batch_prefix(request.connection, batch_id))
     try:
         client = services.client_for(request.connection).within(deadline or Deadline())
         # Resolved once, at the moment the task runs, in the connection's time zone.
         thru_date = resolve_thru_date(request.thru_date, services.clock(), client.connection.zone)
-        batch = client.download_gl_batch(request.kinds, thru_date=thru_date, owner_level=request.owner_level)
+        batch = client.download_gl_batch(
+            request.kinds, thru_date=thru_date, owner_level=request.owner_level, sink=files
+        )
         if batch.is_empty:
+            files.abort()
             ledger.release(request.connection, request.kinds, token)
             log.info("nothing to export", extra={"connection": request.connection, "kinds": request.kinds})
             return {"status": "empty", "connection": request.connection, "kinds": request.kinds}
@@ -46,12 +56,13 @@ def download_gl_batch(
             created_at=now,
             counts=counts,
             totals={kind: str(total) for kind, total in batch.totals().items()},
-            keys=_write_batch(services.store, batch, request, thru_date, client.connection.time_zone),
+            keys=_write_batch(services.store, files, batch, request, thru_date, client.connection.time_zone),
             gl_entry_count=len(batch.gl_entry_ids()),
             thru_date=thru_date.isoformat() if thru_date else "",
         )
         ledger.record_download(record, token)
     except BaseException:
+        files.abort()
         ledger.release(request.connection, request.kinds, token)
         raise
     # Kinds that came back empty hold nothing: give them back to other schedules.
@@ -107,15 +118,17 @@ def _held(request: DownloadRequest, holders: list[Any], services: Services) -> d
 
 
 def _write_batch(
-    store: Store, batch: GLBatch, request: DownloadRequest, thru_date: date | None, time_zone: str
+    store: Store,
+    files: BatchFiles,
+    batch: GLBatch,
+    request: DownloadRequest,
+    thru_date: date | None,
+    time_zone: str,
 ) -> dict[str, str]:
-    """glexport.xml (byte for byte), records.jsonl and the manifest of GL entry ids, with the
-    thru date used (null: ConnectWise's today) and what the request said."""
+    """glexport.xml (byte for byte) and records.jsonl made visible, then the manifest of GL
+    entry ids, with the thru date used (null: ConnectWise's today) and what the request said."""
     prefix = batch_prefix(request.connection, batch.batch_id)
-    keys = {
-        "glexport": store.put(prefix + batch.raw_name, batch.raw, batch.media_type),
-        "records": store.put_json_lines(prefix + "records.jsonl", batch.json_lines()),
-    }
+    keys = files.complete()
     keys["manifest"] = store.put_json(
         prefix + "manifest.json",
         batch.summary()

@@ -1,9 +1,11 @@
-"""Recreate a GL batch: download a posted batch again, with filters, beside the batch."""
+"""Recreate a GL batch: download a posted batch again, with filters, beside the batch (streamed
+into S3 as it is read, visible once read whole, as a download)."""
 
 import uuid
 from typing import Any
 
 from connectwise.transport import Deadline
+from tasks.gl.files import BatchFiles
 from tasks.gl.requests import RecreateRequest, resolve_thru_date
 from tasks.platform.keys import recreated_prefix
 from tasks.platform.services import Services
@@ -16,19 +18,22 @@ def recreate_gl_batch(
     and the thru date it was resolved to."""
     client = services.client_for(request.connection).within(deadline or Deadline())
     thru_date = resolve_thru_date(request.thru_date, services.clock(), client.connection.zone)
-    batch = client.recreate_gl_batch(
-        request.batch_id,
-        kinds=request.kinds,
-        filters=request.filters,
-        thru_date=thru_date,
-        owner_level=request.owner_level,
-    )
     prefix = recreated_prefix(request.connection, request.batch_id, services.clock(), uuid.uuid4().hex[:6])
     store = services.store
-    keys = {
-        "glexport": store.put(prefix + batch.raw_name, batch.raw, batch.media_type),
-        "records": store.put_json_lines(prefix + "records.jsonl", batch.json_lines()),
-    }
+    files = BatchFiles(store, lambda _: prefix)
+    try:
+        batch = client.recreate_gl_batch(
+            request.batch_id,
+            kinds=request.kinds,
+            filters=request.filters,
+            thru_date=thru_date,
+            owner_level=request.owner_level,
+            sink=files,
+        )
+        keys = files.complete()
+    except BaseException:
+        files.abort()
+        raise
     asked = request.model_dump(mode="json")
     used = {
         "thru_date": thru_date.isoformat() if thru_date else None,  # null: ConnectWise's today
