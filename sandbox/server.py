@@ -114,6 +114,7 @@ class Faults:
 
 class SandboxServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # many clients at once (the tests' threads): none refused at connect
 
     def __init__(
         self,
