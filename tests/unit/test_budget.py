@@ -160,7 +160,7 @@ def test_a_block_left_unused_is_not_sent_late_in_a_burst(dynamodb: Any, table: s
     assert all(b - a >= 60 / 600 for a, b in pairwise(sent))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     per_minute=st.integers(60, 1200),
     latencies=st.lists(st.floats(0.0, 0.4), min_size=1, max_size=8),

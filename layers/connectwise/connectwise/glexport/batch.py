@@ -94,7 +94,13 @@ class GLBatch:
 
 def json_line(row: Row) -> bytes:
     """A record's row as its line of records.jsonl: amounts as strings (exact), dates ISO."""
-    return pydantic_core.to_json(row) + b"\n"
+    line = pydantic_core.to_json(row)
+    if b"\xe2\x80\xa8" in line or b"\xe2\x80\xa9" in line or b"\xc2\x85" in line:
+        # Line and paragraph separators and NEL, escaped: a reader splitting on lines
+        # (str.splitlines) would cut the record in two.
+        line = line.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
+        line = line.replace(b"\xc2\x85", b"\\u0085")
+    return line + b"\n"
 
 
 class Reading:

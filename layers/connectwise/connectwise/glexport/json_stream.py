@@ -10,9 +10,11 @@ member twice. Numbers are exact: an integer is an int, any other number a Decima
 apply connectwise.jsonmoney's rule to the values they map).
 """
 
+import re
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from functools import cache
+from itertools import accumulate
 from typing import Any, NamedTuple
 
 from connectwise.errors import CutShortError, DocumentError
@@ -74,12 +76,15 @@ def members(
         layout.finish()
         if layout.problem:
             raise layout.problem
-    except JSONError as exc:
+    except JSONError:
+        if feed.refused:
+            raise DocumentError(feed.refused.format(what=what)) from None
         if feed.ended:
             raise CutShortError(
                 f"the {what} is cut short: it ends after {feed.size} bytes, before its end"
             ) from None
-        raise DocumentError(f"the {what} is not JSON ({exc})") from None
+        # yajl's message quotes the document around the error: a customer's name, a memo.
+        raise DocumentError(f"the {what} is not JSON (after about {feed.size} bytes)") from None
 
 
 class _Layout(str):
@@ -152,22 +157,51 @@ class _Layout(str):
             self.problem = DocumentError(f"expected a {self.what} object, got a single value")
 
 
+MAX_DEPTH = 256  # a GLExport nests 5 deep; yajl's memory grows with the square of the depth
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
 class _Feed:
-    """The chunks as a file for ijson; each goes to `raw` as ijson reads it."""
+    """The chunks as a file for ijson; each goes to `raw` as ijson reads it. A document nested
+    deeper than MAX_DEPTH is refused as it arrives (20,000 levels, 40 KB, would cost yajl a
+    gigabyte); a UTF-8 byte order mark is read past, as json.loads does."""
 
     def __init__(self, chunks: Iterable[bytes], raw: Callable[[bytes], None]) -> None:
         self.chunks = iter(chunks)
         self.raw = raw
         self.size = 0
         self.ended = False
+        self.refused = ""  # why the document was refused, with {what} for its name
+        self.depth = 0
+        self.open_string = b""  # a string the last chunk ended in
 
     def read(self, size: int = -1) -> bytes:
         if size == 0:  # ijson asks whether the file gives bytes or text
             return b""
         for chunk in self.chunks:
             if chunk:
+                first = self.size == 0
                 self.size += len(chunk)
                 self.raw(chunk)
-                return chunk
+                if self._too_deep(chunk):
+                    self.refused = f"the {{what}} nests deeper than {MAX_DEPTH} levels: refused"
+                    return b""  # ends the input: ijson stops, `members` raises the refusal
+                return chunk[3:] if first and chunk.startswith(b"\xef\xbb\xbf") else chunk
         self.ended = True
         return b""
+
+    def _too_deep(self, chunk: bytes) -> bool:
+        """Follows the nesting outside strings (a string may go on into the next chunk)."""
+        outside = _STRINGS.sub(b"", self.open_string + chunk)
+        quote = outside.find(b'"')  # what is left of a string: its start, the chunk ended in it
+        self.open_string = b""
+        if quote >= 0:  # kept: its quote, and a backslash that escapes the next chunk's first byte
+            escaping = (len(outside) - len(outside.rstrip(b"\\"))) % 2
+            self.open_string = b'"' + b"\\" * escaping
+            outside = outside[:quote]
+        steps = [_STEP[b] for b in outside.translate(None, _NOT_BRACKETS)]
+        deepest = max(accumulate(steps, initial=self.depth))
+        self.depth += sum(steps)
+        return deepest > MAX_DEPTH

@@ -69,11 +69,13 @@ def read_glexport(chunks: Iterable[bytes], sink: GLSink | None = None) -> GLBatc
         raise DocumentError(f"GLExport document is not well-formed XML: {exc}") from None
     try:
         parser.close()
-    except etree.XMLSyntaxError as exc:
+    except (etree.XMLSyntaxError, DocumentError) as exc:
         if records.ended:
             raise DocumentError(f"GLExport document is not well-formed XML: {exc}") from None
+        # Before </GLExport> (even inside its start tag, which libxml2 then hands on cut): the
+        # reply was cut, the download is tried again.
         raise CutShortError(
-            f"GLExport document is cut short: it ends after {reading.size} bytes, before </GLExport> ({exc})"
+            f"GLExport document is cut short: it ends after {reading.size} bytes, before </GLExport>"
         ) from None
     return reading.batch()
 
