@@ -158,7 +158,7 @@ class _Layout(str):
 
 
 MAX_DEPTH = 256  # a GLExport nests 5 deep; yajl's memory grows with the square of the depth
-_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # unrolled: one step per run, not per byte
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 
@@ -194,13 +194,20 @@ class _Feed:
 
     def _too_deep(self, chunk: bytes) -> bool:
         """Follows the nesting outside strings (a string may go on into the next chunk)."""
-        outside = _STRINGS.sub(b"", self.open_string + chunk)
-        quote = outside.find(b'"')  # what is left of a string: its start, the chunk ended in it
+        text = self.open_string + chunk
         self.open_string = b""
-        if quote >= 0:  # kept: its quote, and a backslash that escapes the next chunk's first byte
-            escaping = (len(outside) - len(outside.rstrip(b"\\"))) % 2
-            self.open_string = b'"' + b"\\" * escaping
-            outside = outside[:quote]
+        if b"\\" not in text:  # no escapes (most chunks): every quote opens or closes a string
+            pieces = text.split(b'"')
+            outside = b"".join(pieces[0::2])
+            if len(pieces) % 2 == 0:  # the chunk ended in a string
+                self.open_string = b'"'
+        else:
+            outside = _STRINGS.sub(b"", text)
+            quote = outside.find(b'"')  # what is left of a string: its start, the chunk ended in it
+            if quote >= 0:  # kept: its quote, and a backslash that escapes the next chunk's first byte
+                escaping = (len(outside) - len(outside.rstrip(b"\\"))) % 2
+                self.open_string = b'"' + b"\\" * escaping
+                outside = outside[:quote]
         steps = [_STEP[b] for b in outside.translate(None, _NOT_BRACKETS)]
         deepest = max(accumulate(steps, initial=self.depth))
         self.depth += sum(steps)
