@@ -10,7 +10,6 @@ member twice. Numbers are exact: an integer is an int, any other number a Decima
 apply connectwise.jsonmoney's rule to the values they map).
 """
 
-import re
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from functools import cache
@@ -158,8 +157,7 @@ class _Layout(str):
 
 
 MAX_DEPTH = 256  # a GLExport nests 5 deep; yajl's memory grows with the square of the depth
-_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # unrolled: one step per run, not per byte
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_NOT_QUOTES_OR_BRACKETS = bytes(b for b in range(256) if b not in b'"[]{}')
 _STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 
 
@@ -175,7 +173,8 @@ class _Feed:
         self.ended = False
         self.refused = ""  # why the document was refused, with {what} for its name
         self.depth = 0
-        self.open_string = b""  # a string the last chunk ended in
+        self.in_string = False  # the last chunk ended inside a string
+        self.escape = b""  # a backslash the last chunk ended in
 
     def read(self, size: int = -1) -> bytes:
         if size == 0:  # ijson asks whether the file gives bytes or text
@@ -194,21 +193,28 @@ class _Feed:
 
     def _too_deep(self, chunk: bytes) -> bool:
         """Follows the nesting outside strings (a string may go on into the next chunk)."""
-        text = self.open_string + chunk
-        self.open_string = b""
-        if b"\\" not in text:  # no escapes (most chunks): every quote opens or closes a string
-            pieces = text.split(b'"')
-            outside = b"".join(pieces[0::2])
-            if len(pieces) % 2 == 0:  # the chunk ended in a string
-                self.open_string = b'"'
-        else:
-            outside = _STRINGS.sub(b"", text)
-            quote = outside.find(b'"')  # what is left of a string: its start, the chunk ended in it
-            if quote >= 0:  # kept: its quote, and a backslash that escapes the next chunk's first byte
-                escaping = (len(outside) - len(outside.rstrip(b"\\"))) % 2
-                self.open_string = b'"' + b"\\" * escaping
-                outside = outside[:quote]
-        steps = [_STEP[b] for b in outside.translate(None, _NOT_BRACKETS)]
-        deepest = max(accumulate(steps, initial=self.depth))
-        self.depth += sum(steps)
-        return deepest > MAX_DEPTH
+        text, self.escape = self.escape + chunk, b""
+        if (len(text) - len(text.rstrip(b"\\"))) % 2:  # a backslash escaping the next chunk's first byte
+            text, self.escape = text[:-1], b"\\"
+        if b"\\" in text:  # escapes: none is a quote or a bracket once \\ and \" are gone
+            text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
+        # Only quotes and brackets matter; two quotes with nothing between hold no bracket, so
+        # most strings go at C speed, and few pieces are left to look at.
+        kept = text.translate(None, _NOT_QUOTES_OR_BRACKETS)
+        while b'""' in kept:
+            kept = kept.replace(b'""', b"")
+        pieces = kept.split(b'"')  # every quote left opens or closes a string
+        outside = b"".join(pieces[1::2] if self.in_string else pieces[0::2])
+        self.in_string ^= len(pieces) % 2 == 0
+        # Block by block: a block of 64 brackets rises at most 64, so only a block that could
+        # pass MAX_DEPTH is followed bracket by bracket.
+        for start in range(0, len(outside), 64):
+            block = outside[start : start + 64]
+            if (
+                self.depth + 64 > MAX_DEPTH
+                and max(accumulate((_STEP[b] for b in block), initial=self.depth)) > MAX_DEPTH
+            ):
+                return True
+            opens = block.count(b"[") + block.count(b"{")
+            self.depth += 2 * opens - len(block)
+        return False
