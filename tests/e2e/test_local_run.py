@@ -1,6 +1,7 @@
 """The `make run` pipeline end to end: sandbox process, moto server, real event shapes."""
 
 import json
+import os
 import subprocess
 import sys
 from decimal import Decimal
@@ -97,17 +98,53 @@ def test_make_run_pipeline(tmp_path: Path) -> None:
 
 
 def test_local_environment_stops_what_it_started_on_failure() -> None:
-    import socket
-
     from scripts.harness import local_environment
 
     addresses = {}
     with pytest.raises(RuntimeError, match="boom"), local_environment() as env:
         addresses["sandbox"] = env.sandbox_site
         addresses["moto"] = env.stack.endpoint.removeprefix("http://")
+        assert all(ours_listening(int(a.rsplit(":", 1)[1])) for a in addresses.values())  # the probe works
         raise RuntimeError("boom")
     for name, address in addresses.items():
-        host, port = address.rsplit(":", 1)
-        with socket.socket() as probe:
-            probe.settimeout(2)
-            assert probe.connect_ex((host, int(port))) != 0, f"{name} still listening on {address}"
+        assert not ours_listening(int(address.rsplit(":", 1)[1])), f"{name} still listening on {address}"
+
+
+def ours_listening(port: int) -> bool:
+    """A socket of this process or of a child listens on the port. (Not "anything listens": the
+    other test worker may bind the port as soon as it is free.)"""
+    listening = {
+        fields[9]
+        for table in ("/proc/net/tcp", "/proc/net/tcp6")
+        for fields in (line.split() for line in Path(table).read_text().splitlines()[1:])
+        if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port
+    }
+    pids = [os.getpid()] + [
+        int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(p) == os.getpid()
+    ]
+    return any(listening & _sockets(pid) for pid in pids)
+
+
+def _sockets(pid: int) -> set[str]:
+    """The socket inodes the process holds (none if it ended meanwhile)."""
+    found = set()
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return found
+    for fd in fds:
+        try:
+            link = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        if link.startswith("socket:["):
+            found.add(link[len("socket:[") : -1])
+    return found
+
+
+def _parent(proc: Path) -> int:
+    try:
+        status = (proc / "status").read_text()
+    except OSError:
+        return 0
+    return int(next((line.split()[1] for line in status.splitlines() if line.startswith("PPid:")), "0"))
