@@ -308,7 +308,14 @@ def _holds(stack: Stack, condition: Any) -> bool:
 
 
 def aws_client(endpoint: str, service: str) -> Any:
-    return boto3.client(service, endpoint_url=endpoint, region_name=REGION)
+    """A client of moto at `endpoint`, with moto's fake credentials whatever the environment holds."""
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+    )
 
 
 def use_endpoint(endpoint: str) -> None:

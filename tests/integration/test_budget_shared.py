@@ -5,14 +5,13 @@ import multiprocessing
 import uuid
 from typing import Any
 
-import boto3
 import pytest
 import requests
 
 from connectwise.rest.api import RestApi, RestConnection
 from sandbox.server import SandboxServer, start_sandbox
 from scripts.harness import SANDBOX_LOGINS
-from scripts.local_aws import FAKE_AWS_ENV, REGION
+from scripts.local_aws import aws_client
 from tasks.platform.budget import Budget
 
 PROCESSES, CALLS = 3, 15
@@ -21,13 +20,7 @@ SANDBOX_CALLS, SANDBOX_WINDOW = 40, 3.0  # ConnectWise's: 40 in any 3 s (the bud
 
 
 def dynamodb(endpoint: str) -> Any:
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
-    )
+    return aws_client(endpoint, "dynamodb")
 
 
 def calls_from_a_process(endpoint: str, table: str, site: str, go: Any, done: Any) -> None:

@@ -7,14 +7,13 @@ from decimal import Decimal
 from itertools import pairwise
 from typing import Any
 
-import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectwise.errors import TransportError
 from connectwise.transport import Deadline
-from scripts.local_aws import FAKE_AWS_ENV, REGION
+from scripts.local_aws import aws_client
 from tasks.platform.budget import (
     BLOCK_SECONDS,
     PACE,
@@ -30,13 +29,7 @@ MINUTE = 60.0
 
 @pytest.fixture(scope="module")
 def dynamodb(moto_endpoint: str) -> Any:
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=moto_endpoint,
-        region_name=REGION,
-        aws_access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
-    )
+    return aws_client(moto_endpoint, "dynamodb")
 
 
 @pytest.fixture

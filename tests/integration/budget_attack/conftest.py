@@ -5,24 +5,17 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from scripts.local_aws import FAKE_AWS_ENV, REGION
+from scripts.local_aws import aws_client
 from tasks.platform.budget import Budget, budget_key
 from tests.unit.test_budget import new_table
 
 
 @pytest.fixture(scope="module")
 def dynamodb(moto_endpoint: str) -> Any:
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=moto_endpoint,
-        region_name=REGION,
-        aws_access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
-    )
+    return aws_client(moto_endpoint, "dynamodb")
 
 
 @pytest.fixture
