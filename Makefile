@@ -46,9 +46,11 @@ bench: install
 
 # The layer is built from a lock of every transitive dependency with its hashes, resolved for
 # the Lambda runtime (python3.13, arm64): a rebuild installs exactly these files or fails.
+# botocore (the X-Ray SDK's) is left out: the runtime's boto3 brings its own, which must win.
 lock: $(TOOLS)/.installed
 	$(TOOLS)/bin/uv pip compile layers/connectwise/requirements.txt --generate-hashes --quiet \
 		--python-version 3.13 --python-platform aarch64-manylinux2014 \
+		--no-emit-package botocore --no-emit-package boto3 \
 		--custom-compile-command "make lock" -o layers/connectwise/requirements.lock
 
 build: install

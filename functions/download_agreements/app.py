@@ -12,7 +12,7 @@ from tasks.records.requests import DownloadRecordsRequest
 from tasks.runtime import scheduled_job, services
 
 
-@entry_point()
+@entry_point("download_agreements")
 @scheduled_job
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_request(event, DownloadRecordsRequest)

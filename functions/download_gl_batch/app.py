@@ -12,7 +12,7 @@ from tasks.platform.requests import parse_request
 from tasks.runtime import scheduled_job, services
 
 
-@entry_point()
+@entry_point("download_gl_batch")
 @scheduled_job
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_request(event, DownloadRequest)

@@ -12,7 +12,7 @@ from tasks.platform.requests import parse_request
 from tasks.runtime import reconciler
 
 
-@entry_point()
+@entry_point("reconcile_schedules")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_request(event, ReconcileRequest)
     return reconcile(request, reconciler(), Deadline.of(context))

@@ -12,7 +12,7 @@ from tasks.platform.requests import parse_request
 from tasks.runtime import services
 
 
-@entry_point()
+@entry_point("recreate_gl_batch")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_request(event, RecreateRequest)
     return recreate_gl_batch(request, services(), Deadline.of(context))

@@ -13,7 +13,7 @@ from tasks.records.requests import RunReportRequest
 from tasks.runtime import scheduled_job, services
 
 
-@entry_point()
+@entry_point("run_report")
 @scheduled_job
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_request(event, RunReportRequest)

@@ -12,7 +12,7 @@ from tasks.platform.requests import sqs_records
 from tasks.runtime import services
 
 
-@entry_point(correlation_id_path=None)  # one correlation id per message
+@entry_point("update_gl_batch", correlation_id_path=None)  # one correlation id per message
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     records = sqs_records(event)
     return apply_confirmations(records, services(), Deadline.of(context))

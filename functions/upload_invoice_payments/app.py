@@ -12,7 +12,9 @@ from tasks.platform.requests import sqs_records
 from tasks.runtime import services
 
 
-@entry_point(correlation_id_path=None)  # the payments of a batch are settled per invoice
+@entry_point(
+    "upload_invoice_payments", correlation_id_path=None
+)  # the payments of a batch are settled per invoice
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     records = sqs_records(event)
     return upload_invoice_payments(records, services(), Deadline.of(context), context.aws_request_id)

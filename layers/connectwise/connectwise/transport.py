@@ -50,6 +50,10 @@ class Pacer(Protocol):
         """ConnectWise answered 429 asking to wait `retry_after` seconds."""
         ...
 
+    def answered(self, seconds: float, status: int) -> None:
+        """A call took `seconds` and got HTTP `status` (0: no answer). Never raises."""
+        ...
+
 
 class Unpaced:
     """No budget: a script's or a test's client, which only reacts to 429s."""
@@ -58,6 +62,9 @@ class Unpaced:
         return None
 
     def throttled(self, retry_after: float) -> None:
+        return None
+
+    def answered(self, seconds: float, status: int) -> None:
         return None
 
 
@@ -145,9 +152,11 @@ def send(
         last = attempt == retries
         pacer.wait_turn(deadline, what)
         read = deadline.timeout(timeout, what)
+        sent = time.monotonic()
         try:
             response = session.request(method, url, timeout=read, **request)
         except requests.RequestException as exc:
+            pacer.answered(time.monotonic() - sent, 0)
             if _not_sent(exc):
                 if last:
                     raise TransportError(f"{what}: cannot reach {host}: {type(exc).__name__}") from None
@@ -160,6 +169,7 @@ def send(
                 raise (TransportError if repeatable else OutcomeUnknownError)(f"{what}: {problem}") from None
         else:
             status = response.status_code
+            pacer.answered(time.monotonic() - sent, status)
             if status < 500 and status != 429:
                 return response
             error = f"{what}: HTTP {status} from ConnectWise{(said or first_line)(response)}"

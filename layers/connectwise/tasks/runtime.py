@@ -84,18 +84,21 @@ def scheduled_job(handler: Handler) -> Handler:
         job, connection = fields.get("job"), fields.get("connection")
         if not isinstance(connection, str):
             return handler(event, context)  # the request parser says what is wrong
-        started = _utc_now()
+        started, served = _utc_now(), None
         try:
             refused = _refusal(connection, job, fields)
             if refused:
                 raise ConfigurationError(refused)
+            served = connection  # a registered name: it may dimension a metric
             result = handler(event, context)
         except Exception as exc:
             if isinstance(job, str):
                 _record(Run(connection, job, started, _utc_now(), "failed", str(exc)))
+            count("RunsFailed", 1, served)
             raise
         if isinstance(job, str):
             _record(Run(connection, job, started, _utc_now(), "succeeded", _summary(result)))
+        count("RunsSucceeded", 1, connection)
         return result
 
     return run  # type: ignore[return-value]

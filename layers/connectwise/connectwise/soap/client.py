@@ -258,7 +258,8 @@ class SoapClient:
             raise TransportError(f"{what}: {type(exc).__name__}") from None
 
     def _listen(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        """Every answer's Retry-After; a 429 slows the connection's other calls too."""
+        """Every answer's time and Retry-After; a 429 slows the connection's other calls too."""
+        self.pacer.answered(response.elapsed.total_seconds(), response.status_code)
         said = transport.retry_after_seconds(response.headers.get("Retry-After", ""))
         self._heard["retry_after"] = said
         if response.status_code == 429:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from connectwise.transport import Deadline
 from tasks.connections.jobs import TASKS
-from tasks.platform.observability import logger
+from tasks.platform.observability import count, logger
 from tasks.platform.registry import ConnectionEntry, Registry, job_event
 
 PREFIX = "cw-"
@@ -311,6 +311,7 @@ def reconcile(request: ReconcileRequest, reconciler: Reconciler, deadline: Deadl
     else:
         changes = reconciler.connections(record.connection for record in request.Records)
     summary = changes.summary()
+    count("ConnectionsNotReconciled", len(changes.failed))
     if changes.failed:
         logger.error("schedules not reconciled", extra={"schedules": summary})
     else:

@@ -22,6 +22,13 @@ from tasks.platform.requests import is_connection_name, parse_request
 from tasks.platform.secrets import refusal
 from tasks.platform.services import Services
 
+# A confirmation's outcome (update_gl_batch's status) -> the metric counting it.
+OUTCOME_METRICS = {
+    "posted": "GLBatchesPosted",
+    "failed": "GLBatchesFailed",
+    "abandoned": "GLBatchesAbandoned",
+}
+
 
 def apply_confirmations(
     records: list[SqsRecordModel], services: Services, deadline: Deadline
@@ -55,7 +62,11 @@ def apply_confirmation(record: SqsRecordModel, services: Services, deadline: Dea
         refused = refusal(confirmation.connection, services.entry(confirmation.connection))
         if refused:  # kept in the DLQ, to be re-driven once the connection is served again
             raise ConfigurationError(refused)
-        return update_gl_batch(confirmation, services, deadline)
+        result = update_gl_batch(confirmation, services, deadline)
+        metric = OUTCOME_METRICS.get(result.get("status", ""))
+        if metric:
+            services.count(metric, 1, confirmation.connection)
+        return result
     except Exception as exc:
         if not is_permanent(exc):
             log.warning("transient failure; SQS will retry", extra={"error": str(exc)})
@@ -72,5 +83,5 @@ def apply_confirmation(record: SqsRecordModel, services: Services, deadline: Dea
             "message rejected and copied to the DLQ",
             extra={"error": str(exc), "message_id": record.messageId},
         )
-        services.count("ConfirmationsRejected", 1)
+        services.count("ConfirmationsRejected", 1)  # no connection: it may name none that exists
         return {"status": "rejected", "error": str(exc)}

@@ -11,11 +11,14 @@ import uuid
 from datetime import date
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from connectwise.glexport import GLBatch
 from connectwise.transport import Deadline
 from tasks.gl.files import BatchFiles
 from tasks.gl.requests import DownloadRequest, resolve_thru_date
 from tasks.platform.batch_ledger import DOWNLOADED, FAILED, OPEN, BatchRecord
+from tasks.platform.errors import BatchBlockedError
 from tasks.platform.keys import batch_prefix
 from tasks.platform.services import Services
 from tasks.platform.storage import Store
@@ -75,11 +78,17 @@ def download_gl_batch(
     detail = _batch_detail(record) | {"reannounced": False}
     services.notices.publish("GLBatchDownloaded", detail)
     log.info("batch downloaded", extra=detail)
+    services.count("GLBatchesDownloaded", 1, request.connection)
+    services.count("GLRecordsDownloaded", sum(record.counts.values()), request.connection)
+    amount = float(sum(batch.totals().values()))  # a metric's double, for watching only
+    services.count("GLAmountDownloaded", amount, request.connection, MetricUnit.NoUnit)
     return {"status": "downloaded"} | detail
 
 
 def _held(request: DownloadRequest, holders: list[Any], services: Services) -> dict[str, Any]:
-    """Someone holds the kinds: re-announce open batches, or wait for the running download."""
+    """Someone holds the kinds: re-announce open batches, or wait for the running download. A
+    batch that cannot be handed out again (FAILED, or adopted) blocks the run: it fails, after
+    re-announcing the others, so the operator hears of it (GLBatchesBlocked, the run failed)."""
     batch_ids = sorted({h.batch_id for h in holders if h.state == OPEN})
     if not batch_ids:
         services.log.info(
@@ -109,6 +118,17 @@ def _held(request: DownloadRequest, holders: list[Any], services: Services) -> d
         services.notices.publish("GLBatchDownloaded", detail)
         announced.append(batch_id)
         services.log.info("open batch re-announced instead of a new download", extra=detail)
+    services.count("GLBatchesReannounced", len(announced), request.connection)
+    if blocked:
+        services.count("GLBatchesBlocked", len(blocked), request.connection)
+        raise BatchBlockedError(
+            f"download of {', '.join(request.kinds)} for connection {request.connection!r} blocked by "
+            + "; ".join(
+                f"batch {b['batch_id']} ({b['status']}{': ' + b['error'] if b['error'] else ''})"
+                for b in blocked
+            )
+            + ": re-send its confirmation or abandon it (docs/operations.md#a-blocked-gl-download)"
+        )
     return {
         "status": "reannounced" if announced else "blocked",
         "connection": request.connection,

@@ -50,4 +50,5 @@ def recreate_gl_batch(
     )
     services.notices.publish("GLBatchRecreated", detail)
     services.log.info("batch recreated", extra=detail)
+    services.count("GLBatchesRecreated", 1, request.connection)
     return {"status": "recreated"} | detail

@@ -10,14 +10,17 @@ in the fail file and events.
 from decimal import Decimal
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 
 from connectwise.transport import Deadline
-from tasks.payments.outcomes import Message
+from tasks.payments.outcomes import Message, PaymentOutcome
 from tasks.payments.results import publish_outcomes, write_result_files
 from tasks.payments.settle import apply_payment_messages
 from tasks.platform.requests import is_connection_name
 from tasks.platform.services import Services
+
+OUTCOME_METRICS = {"applied": "PaymentsApplied", "failed": "PaymentsFailed", "duplicate": "PaymentsDuplicate"}
 
 
 def upload_invoice_payments(
@@ -44,10 +47,7 @@ def upload_invoice_payments(
         for status in ("applied", "failed", "duplicate")
     }
     overpaid = [o for o in result.outcomes if o.status == "applied" and Decimal(o.overage) > 0]
-    services.count("PaymentsApplied", counts["applied"])
-    services.count("PaymentsFailed", counts["failed"])
-    services.count("PaymentsDuplicate", counts["duplicate"])
-    services.count("PaymentOverages", len(overpaid))
+    _count_outcomes(result.outcomes, services)
     services.count("PaymentsRetried", len(result.retry))
     services.log.info(
         "payments settled",
@@ -56,6 +56,22 @@ def upload_invoice_payments(
     for error in result.errors:
         services.log.warning("transient failure; SQS will retry", extra={"error": error})
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in result.retry]}
+
+
+def _count_outcomes(outcomes: list[PaymentOutcome], services: Services) -> None:
+    """The metrics of the settled payments, per registered connection (a name a sender made up
+    is counted without one: it must not make a metric series of its own)."""
+    known = {c: services.entry(c) is not None for c in {o.connection for o in outcomes} if c}
+    for outcome in outcomes:
+        connection = outcome.connection if known.get(outcome.connection) else None
+        metric = OUTCOME_METRICS.get(outcome.status)
+        if metric:
+            services.count(metric, 1, connection)
+        if outcome.status == "applied":
+            amount = float(Decimal(outcome.paid_amount))  # a metric's double, for watching only
+            services.count("PaymentAmountApplied", amount, connection, MetricUnit.NoUnit)
+            if Decimal(outcome.overage) > 0:
+                services.count("PaymentOverages", 1, connection)
 
 
 def _routing(record: SqsRecordModel) -> tuple[str | None, str | None]:

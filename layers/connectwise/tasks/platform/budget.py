@@ -30,9 +30,11 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from connectwise.errors import TransportError
 from connectwise.transport import MAX_WAIT, Deadline
-from tasks.platform.observability import count, logger
+from tasks.platform.observability import count, logger, record
 from tasks.platform.registry import DEFAULT_CALLS_PER_MINUTE, Registry
 
 PACE = 0.95  # of the budget: calls leave at their turn or a little later, and ConnectWise counts arrivals
@@ -139,10 +141,15 @@ class Budget:
             self._taken += 1
             return at
 
+    def answered(self, seconds: float, status: int) -> None:
+        """Every call counted and timed, under the connection that made it."""
+        count("ConnectWiseCalls", 1, self.connection)
+        record("ConnectWiseLatency", seconds * 1000, MetricUnit.Milliseconds, self.connection)
+
     def throttled(self, retry_after: float) -> None:
         """Pause every caller of the connection until the Retry-After, and slow the pace. Never
         raises: the caller is deciding what the 429 means, and it means "not run" whatever happens here."""
-        count("ConnectWiseThrottled", 1)
+        count("ConnectWiseThrottled", 1, self.connection)
         logger.warning(
             "ConnectWise answered 429: the connection's calls pause and slow down",
             extra={"connection": self.connection, "retry_after": retry_after},

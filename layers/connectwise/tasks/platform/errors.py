@@ -28,6 +28,10 @@ class BatchStateError(ConnectorError):
     """The ledger does not allow this transition (unknown batch, wrong state, ids not in the batch)."""
 
 
+class BatchBlockedError(BatchStateError):
+    """A download cannot run: a batch not posted yet (FAILED, or adopted) holds the records."""
+
+
 class BatchBusyError(ConnectorError):
     """Another invocation is working on the same batch; retry later."""
 

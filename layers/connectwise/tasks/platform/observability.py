@@ -1,44 +1,138 @@
-"""How every function is observed: one logger, one metrics namespace (POWERTOOLS_METRICS_NAMESPACE),
-correlation ids, and the one decorator stack every handler wears (`entry_point`)."""
+"""How every function is observed: one logger, one metrics namespace (POWERTOOLS_METRICS_NAMESPACE)
+with every metric dimensioned by task (and by connection, unless METRICS_BY_CONNECTION is false),
+X-Ray through Powertools Tracer, a correlation id from every trigger, and the one decorator stack
+every handler wears (`entry_point`)."""
 
+import json
 import logging
+import os
+import threading
 import warnings
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
-logger = Logger(service="connectwise-connector")
+SERVICE = "connectwise-connector"
+logger = Logger(service=SERVICE)
+# Made when the layer loads (the cold start): outside Lambda, or with POWERTOOLS_TRACE_DISABLED,
+# Tracer never imports the X-Ray SDK. Only the AWS SDK and HTTP calls get subsegments.
+tracer = Tracer(service=SERVICE, auto_patch=False)
+tracer.patch(["botocore", "requests"])
 # botocore logs whole replies at DEBUG, GetSecretValue's (the connection's keys) included: never
 # let that through, whatever level the function's or the Lambda runtime's logging is set to.
 logging.getLogger("botocore").setLevel(logging.INFO)
 # A function that counted nothing publishes nothing; that is not worth a warning per invocation.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
-EVENT_ID = correlation_paths.EVENT_BRIDGE  # a schedule's or an event's id; SQS sets one per message
-
 Handler = TypeVar("Handler", bound=Callable[..., Any])
+MAX_VALUES = 100  # values of one metric in one EMF document (CloudWatch's limit)
 
 
-def entry_point(correlation_id_path: str | None = EVENT_ID) -> Callable[[Handler], Handler]:
-    """The decorators of every Lambda handler, in one order: metrics flushed last, the logger
-    with the invocation's context and correlation id, state cleared between invocations."""
+class Meter:
+    """The metrics of one invocation, grouped by connection: counts summed, other values kept
+    (a latency each), written as EMF documents when the handler returns. Thread-safe: payments
+    settle invoices in parallel."""
+
+    def __init__(self) -> None:
+        self.task = ""
+        self._lock = threading.Lock()
+        self._sums: dict[tuple[str | None, str, str], float] = {}
+        self._values: dict[tuple[str | None, str, str], list[float]] = {}
+
+    def count(self, name: str, value: float, connection: str | None, unit: MetricUnit) -> None:
+        with self._lock:
+            key = (connection, name, unit.value)
+            self._sums[key] = self._sums.get(key, 0) + value
+
+    def record(self, name: str, value: float, unit: MetricUnit, connection: str | None) -> None:
+        with self._lock:
+            self._values.setdefault((connection, name, unit.value), []).append(value)
+
+    def flush(self) -> None:
+        """One document per connection (each value list in chunks CloudWatch takes); nothing
+        kept afterwards, whatever happens while writing."""
+        with self._lock:
+            sums, values = self._sums, self._values
+            self._sums, self._values = {}, {}
+        groups: dict[str | None, list[tuple[str, str, list[float]]]] = {}
+        for (connection, name, unit), total in sums.items():
+            groups.setdefault(connection, []).append((name, unit, [total]))
+        for (connection, name, unit), found in values.items():
+            groups.setdefault(connection, []).append((name, unit, found))
+        for connection, metrics in groups.items():
+            longest = max(len(found) for _, _, found in metrics)
+            for start in range(0, longest, MAX_VALUES):
+                self._write(connection, [(n, u, v[start : start + MAX_VALUES]) for n, u, v in metrics])
+
+    def _write(self, connection: str | None, metrics: list[tuple[str, str, list[float]]]) -> None:
+        emf = AmazonCloudWatchEMFProvider(service=SERVICE)  # the namespace: the function's environment
+        emf.add_dimension("task", self.task or "unknown")
+        if connection is not None:
+            if by_connection():
+                emf.add_dimensions(service=SERVICE, task=self.task or "unknown", connection=connection)
+            else:
+                emf.add_metadata("connection", connection)  # for Logs Insights, not a billed series
+        for name, unit, found in metrics:
+            for value in found:
+                emf.add_metric(name=name, unit=unit, value=value)
+        if emf.metric_set:
+            print(json.dumps(emf.serialize_metric_set(), separators=(",", ":")))
+
+
+meter = Meter()
+
+
+def by_connection() -> bool:
+    """Per-connection metric series cost one billed metric each (docs/scale.md); off at scale."""
+    return os.environ.get("METRICS_BY_CONNECTION", "true").lower() != "false"
+
+
+class Count(Protocol):
+    def __call__(
+        self, name: str, value: float = 1, connection: str | None = None, unit: MetricUnit = MetricUnit.Count
+    ) -> None: ...
+
+
+def count(
+    name: str, value: float = 1, connection: str | None = None, unit: MetricUnit = MetricUnit.Count
+) -> None:
+    """Add to a summed metric of this invocation (published when the handler returns): a count,
+    or an amount (unit None: CloudWatch takes doubles, so an amount is for watching, not money)."""
+    meter.count(name, value, connection, unit)
+
+
+def record(name: str, value: float, unit: MetricUnit, connection: str | None = None) -> None:
+    """One value of a metric that is not a count (a latency, an amount)."""
+    meter.record(name, value, unit, connection)
+
+
+def entry_point(task: str, correlation_id_path: str | None = "id") -> Callable[[Handler], Handler]:
+    """The decorators of every Lambda handler, in one order: traced, metrics flushed last (also
+    when the handler raises), the logger with the invocation's context and a correlation id: the
+    event's `id` (EventBridge events and rules, S3 notifications), else the invocation's request id
+    (a schedule's run: Lambda keeps it across its retries). SQS handlers pass None and set one per
+    message."""
 
     def wear(handler: Handler) -> Handler:
-        logged = logger.inject_lambda_context(clear_state=True, correlation_id_path=correlation_id_path)(
-            handler
-        )
-        # Made as the handler loads, so it reads the function's namespace from its environment;
-        # every Metrics shares one set of metrics, so what `count` adds is flushed by this one.
-        return Metrics().log_metrics(logged)  # type: ignore[return-value]
+        def run(event: Any, context: Any) -> Any:
+            meter.task = task
+            found = (
+                event.get(correlation_id_path) if correlation_id_path and isinstance(event, dict) else None
+            )
+            logger.set_correlation_id(
+                found if isinstance(found, str) else getattr(context, "aws_request_id", None)
+            )
+            logger.append_keys(task=task)
+            tracer.put_annotation("task", task)
+            try:
+                return handler(event, context)
+            finally:
+                meter.flush()
+
+        logged = logger.inject_lambda_context(clear_state=True)(run)
+        return tracer.capture_lambda_handler(logged, capture_response=False)  # type: ignore[return-value]
 
     return wear
-
-
-def count(name: str, value: int) -> None:
-    """Add to a count metric of this invocation (published when the handler returns). Every
-    Metrics shares one set of metrics; one made here reads the function's namespace now, so even
-    a flush forced by a full set (100 values) is published where the handler's would be."""
-    Metrics().add_metric(name=name, unit=MetricUnit.Count, value=value)

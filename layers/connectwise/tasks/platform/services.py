@@ -12,7 +12,7 @@ from connectwise.records import RecordsBackend
 from tasks.platform.batch_ledger import Ledger
 from tasks.platform.dead_letters import DeadLetters
 from tasks.platform.notices import Notices
-from tasks.platform.observability import logger
+from tasks.platform.observability import Count, logger
 from tasks.platform.payment_ledger import PaymentLedger
 from tasks.platform.registry import ConnectionEntry
 from tasks.platform.settings import Settings
@@ -33,6 +33,6 @@ class Services:
     dead_letters: DeadLetters = field(default_factory=lambda: DeadLetters(lambda: None, ""))
     records_for: Callable[[str], RecordsBackend] = lambda name: NotImplemented  # reports and records
     refresh_login: Callable[[str], None] = lambda name: None  # re-read a connection's secret next time
-    count: Callable[[str, int], None] = lambda name, value: None  # a count metric
+    count: Count = lambda name, value=1, connection=None, unit=None: None  # observability.count
     clock: Callable[[], float] = time.time
     log: Logger = logger

@@ -73,6 +73,7 @@ def download_records(
     }
     if rows or complete:
         services.notices.publish("RecordsDownloaded", detail)  # before the watermark: never unannounced
+    services.count("RecordsDownloaded", len(rows), request.connection)
     moved = reached == start or watermarks.advance(request.connection, feed, read, reached)
     return detail | {"watermark_moved_by_another_run": not moved}
 

@@ -37,6 +37,7 @@ def run_report(
     prefix = report_prefix(request.connection, request.report, services.clock(), request_id)
     detail |= {"rows": len(rows), "files": write_rows(services.store, prefix, rows) if rows else {}}
     services.notices.publish("ReportReady", detail)
+    services.count("ReportRowsDownloaded", len(rows), request.connection)
     return detail
 
 
