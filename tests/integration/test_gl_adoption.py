@@ -20,7 +20,7 @@ from scripts.lambda_local import invoke, sqs_event
 from tasks.gl.requests import PostingConfirmation
 from tasks.gl.update import update_gl_batch
 from tasks.platform.batch_ledger import Ledger
-from tasks.platform.errors import BatchBusyError, BatchStateError
+from tasks.platform.errors import BatchBlockedError, BatchBusyError, BatchStateError
 from tasks.platform.services import Services
 from tests.conftest import rest_connection, sandbox_connection
 from tests.glexport_kept import keep
@@ -269,8 +269,8 @@ def test_abandon_gives_back_an_adopted_batch_that_connectwise_refused(
     monkeypatch.undo()
     assert batches(env) == {f"batch#main#{batch_id}": "FAILED"}
     assert detail_types(env) == ["GLBatchAdopted", "GLBatchFailed"]
-    blocked = download(env, {"connection": "main", "kinds": ["invoices"]})
-    assert blocked["status"] == "blocked" and blocked["blocked"][0]["batch_id"] == batch_id
+    with pytest.raises(BatchBlockedError, match=f"blocked by batch {batch_id}"):
+        download(env, {"connection": "main", "kinds": ["invoices"]})
     confirm(env, {"connection": "main", "batch_id": batch_id, "action": "abandon"})
     assert batches(env) == {f"batch#main#{batch_id}": "ABANDONED"}
     assert download(env, {"connection": "main", "kinds": ["invoices"]})["status"] == "downloaded"
@@ -491,7 +491,8 @@ def test_a_death_anywhere_posts_the_adopted_batch_once_when_delivered_again(
             update_gl_batch(PostingConfirmation(connection="main", batch_id=batch_id, gl_entry_ids=ids), svc)
     assert writes == ([batch_id] if point == "after_the_connectwise_write" else [])
     if point != "before_the_ledger_write":  # recorded: its kind is held, no download hands it out
-        assert download(env, {"connection": "main", "kinds": ["invoices"]})["status"] == "blocked"
+        with pytest.raises(BatchBlockedError):
+            download(env, {"connection": "main", "kinds": ["invoices"]})
 
     confirmation = PostingConfirmation(connection="main", batch_id=batch_id, gl_entry_ids=ids)
     for _ in range(3):  # SQS delivers it again; a claim or a POSTING left by the dead one goes stale

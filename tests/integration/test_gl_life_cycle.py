@@ -14,7 +14,7 @@ from sandbox.server import SandboxServer
 from scripts.harness import LocalEnvironment
 from scripts.lambda_local import invoke, poll_sqs, sqs_event
 from tasks.platform.batch_ledger import Ledger
-from tasks.platform.errors import InvalidRequestError
+from tasks.platform.errors import BatchBlockedError, InvalidRequestError
 from tests.glexport_kept import KeptBatch, read_json, read_xml
 
 ALL_KINDS = {"connection": "main", "kinds": ["invoices", "expenses", "procurement"]}
@@ -402,8 +402,8 @@ def test_connectwise_refusal_fails_the_batch_which_keeps_its_records(
     assert batches(env) == {f"batch#main#{batch_id}": "FAILED"}
     failed = env.events()[-1]
     assert failed["detail-type"] == "GLBatchFailed" and "already in batch" in failed["detail"]["error"]
-    blocked = download(env)
-    assert blocked["status"] == "blocked" and blocked["blocked"][0]["batch_id"] == batch_id
+    with pytest.raises(BatchBlockedError, match=f"blocked by batch {batch_id} \\(FAILED: .*already in batch"):
+        download(env)  # a failed run: the operator hears of it
 
 
 def test_abandon_gives_the_records_back(env: LocalEnvironment) -> None:

@@ -107,9 +107,7 @@ def test_metrics_are_published_when_the_handler_raises_and_values_are_chunked(
     ("event", "expected"),
     [({"id": "evt-7", "detail": {}}, "evt-7"), ({"connection": "acme", "job": "nightly"}, "req-1")],
 )
-def test_every_log_line_carries_the_triggers_correlation_id(
-    event: dict[str, Any], expected: str
-) -> None:
+def test_every_log_line_carries_the_triggers_correlation_id(event: dict[str, Any], expected: str) -> None:
     @entry_point("download_gl_batch")
     def handler(event: Any, context: Any) -> None:
         logger.info("working")
