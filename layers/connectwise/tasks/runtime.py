@@ -95,13 +95,25 @@ def scheduled_job(handler: Handler) -> Handler:
             if isinstance(job, str):
                 _record(Run(connection, job, started, _utc_now(), "failed", str(exc)))
             count("RunsFailed", 1, served)
+            _finished(connection, job, "failed", error=str(exc)[:1000])
             raise
         if isinstance(job, str):
             _record(Run(connection, job, started, _utc_now(), "succeeded", _summary(result)))
         count("RunsSucceeded", 1, connection)
+        _finished(connection, job, "succeeded")
         return result
 
     return run  # type: ignore[return-value]
+
+
+def _finished(connection: str, job: Any, outcome: str, **extra: str) -> None:
+    """The line the dashboard's run tables read (its filter: message "run finished")."""
+    log = logger.error if outcome == "failed" else logger.info
+    log(
+        "run finished",
+        extra={"connection": connection, "job": job if isinstance(job, str) else None, "outcome": outcome}
+        | extra,
+    )
 
 
 def _refusal(connection: str, job: Any, event: dict[str, Any]) -> str | None:
