@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -115,7 +116,7 @@ def load_module(function_dir: str) -> ModuleType:
     return module
 
 
-def invoke(stack: Stack, logical_id: str, event: dict[str, Any]) -> Any:
+def invoke(stack: Stack, logical_id: str, event: dict[str, Any], request_id: str | None = None) -> Any:
     """Run a function's handler with its template environment, as Lambda would."""
     function = stack.functions[logical_id]
     from tasks.runtime import services
@@ -127,9 +128,58 @@ def invoke(stack: Stack, logical_id: str, event: dict[str, Any]) -> Any:
     handler: Handler = getattr(module, function["handler"].split(".", 1)[1])
     with policy_enforced(logical_id, function["actions"]):
         context = LambdaContext(
-            logical_id, aws_request_id=str(uuid.uuid4()), timeout_seconds=function.get("timeout", 120.0)
+            logical_id,
+            aws_request_id=request_id or str(uuid.uuid4()),
+            timeout_seconds=function.get("timeout", 120.0),
         )
         return handler(event, context)
+
+
+def invoke_async(stack: Stack, logical_id: str, event: dict[str, Any]) -> Any:
+    """An asynchronous invocation (a schedule, an EventBridge rule), as Lambda handles it: a
+    failure is retried MaximumRetryAttempts times with the same request id, then the event and
+    the error go to the OnFailure destination in Lambda's destination record. Raises the last
+    error, as `invoke` does."""
+    config = stack.functions[logical_id].get("invoke_config") or {}
+    attempts = 1 + int(config.get("MaximumRetryAttempts", 2))
+    request_id = str(uuid.uuid4())
+    for attempt in range(1, attempts + 1):
+        try:
+            return invoke(stack, logical_id, event, request_id=request_id)
+        except Exception as exc:
+            if attempt == attempts:
+                _to_failure_destination(stack, logical_id, event, exc, request_id, attempts, config)
+                raise
+    raise AssertionError("unreachable")
+
+
+def _to_failure_destination(
+    stack: Stack,
+    logical_id: str,
+    event: Any,
+    exc: Exception,
+    request_id: str,
+    attempts: int,
+    config: dict[str, Any],
+) -> None:
+    destination = config.get("DestinationConfig", {}).get("OnFailure", {})
+    if destination.get("Type") != "SQS":
+        return
+    queue = next(lid for lid, arn in stack.arns.items() if arn == destination["Destination"])
+    record = {
+        "version": "1.0",
+        "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "requestContext": {
+            "requestId": request_id,
+            "functionArn": f"{stack.arns[logical_id]}:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": attempts,
+        },
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorMessage": str(exc), "errorType": type(exc).__name__, "stackTrace": []},
+    }
+    stack.client("sqs").send_message(QueueUrl=stack.physical[queue], MessageBody=json.dumps(record))
 
 
 def poll_sqs(
@@ -280,9 +330,10 @@ def scheduled(stack: Stack, group_logical_id: str = "JobSchedules") -> list[Fire
 
 
 def fire(stack: Stack, run: Fired) -> Fired:
-    """Invoke the run's target with its input, as Scheduler would; an error is kept, not raised."""
+    """Invoke the run's target with its input, asynchronously as Scheduler does (retried, then
+    left in the failure destination); the last error is kept, not raised."""
     try:
-        run.result = invoke(stack, run.function, run.input)
+        run.result = invoke_async(stack, run.function, run.input)
     except Exception as exc:
         run.error = exc
     return run

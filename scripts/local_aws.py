@@ -187,6 +187,10 @@ def create_stack(endpoint: str, parameters: dict[str, str], name: str = "local")
             "environment": {key: str(_resolve(stack, value)) for key, value in env.items()},
             "events": {key: _resolve(stack, ev) for key, ev in props.get("Events", {}).items()},
             "actions": _allowed_actions(props.get("Policies", [])),
+            # How Lambda treats an asynchronous invocation that fails (lambda_local.invoke_async).
+            "invoke_config": _resolve(
+                stack, props.get("EventInvokeConfig", function_globals.get("EventInvokeConfig", {}))
+            ),
         }
     return stack
 

@@ -109,11 +109,8 @@ def scheduled_job(handler: Handler) -> Handler:
 def _finished(connection: str, job: Any, outcome: str, **extra: str) -> None:
     """The line the dashboard's run tables read (its filter: message "run finished")."""
     log = logger.error if outcome == "failed" else logger.info
-    log(
-        "run finished",
-        extra={"connection": connection, "job": job if isinstance(job, str) else None, "outcome": outcome}
-        | extra,
-    )
+    fields: dict[str, Any] = {"connection": connection, "job": job if isinstance(job, str) else None}
+    log("run finished", extra=fields | {"outcome": outcome} | extra)
 
 
 def _refusal(connection: str, job: Any, event: dict[str, Any]) -> str | None:
