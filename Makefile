@@ -56,8 +56,9 @@ lock: $(TOOLS)/.installed
 build: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM) build
 
+# The settings of samconfig.toml; ARGS adds to them (ARGS=--guided, or --parameter-overrides ...).
 deploy: build
-	$(SAM) deploy --guided
+	$(SAM) deploy $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .aws-sam out

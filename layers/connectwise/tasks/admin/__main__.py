@@ -46,7 +46,12 @@ def parser() -> argparse.ArgumentParser:
 
     v = verbs.add_parser("add", help="register a connection (disabled unless --enable)")
     v.add_argument("file", type=Path, help="the connection file (JSON: name, time_zone, jobs)")
-    v.add_argument("--secret-file", type=Path, required=True, help="the connection's login (JSON)")
+    v.add_argument(
+        "--secret-file",
+        type=Path,
+        help="the connection's login (JSON); without it, the secret <SecretPrefix><name> made beforehand, "
+        "tagged connectwise:registry=<RegistryTableName>",
+    )
     v.add_argument("--enable", action="store_true", help="check it against ConnectWise, then enable it")
 
     v = verbs.add_parser("update", help="replace a connection's time zone and jobs (and login)")
@@ -99,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, admin: Admin, resources: dict[str, str]) -> int:
     if args.verb == "add":
-        entry = add(admin, _json(args.file), _json(args.secret_file), enable=args.enable)
+        secret = _json(args.secret_file) if args.secret_file else None
+        entry = add(admin, _json(args.file), secret, enable=args.enable)
         _show(args, _public(entry))
     elif args.verb == "update":
         secret = _json(args.secret_file) if args.secret_file else None

@@ -20,6 +20,7 @@ from tasks.connections.jobs import check_jobs
 from tasks.platform.errors import ConfigurationError
 from tasks.platform.registry import ConnectionEntry, Registry, parse_entry
 from tasks.platform.runs import Runs
+from tasks.platform.requests import is_connection_name
 from tasks.platform.secrets import parse_secret, site_of
 
 BOOKKEEPING = ("version", "updated_at", "enabled")  # kept by the registry, not set by a file
@@ -48,10 +49,15 @@ class ChecksFailed(ConfigurationError):
         self.checks = checks
 
 
-def add(admin: Admin, spec: Any, secret: Any, enable: bool = False) -> ConnectionEntry:
+def add(admin: Admin, spec: Any, secret: Any | None, enable: bool = False) -> ConnectionEntry:
     """Register a connection with its secret and jobs; disabled unless `enable` (which checks it
     against ConnectWise first). The name is claimed before the secret is written, so of two
-    operators adding one name, one is refused before touching the other's secret."""
+    operators adding one name, one is refused before touching the other's secret. Without
+    `secret`, the secret `<prefix><name>` made beforehand is used (it must carry this stack's
+    owner tag: `aws secretsmanager create-secret ... --tags Key=connectwise:registry,Value=<RegistryTableName>`)."""
+    stored = secret is None
+    if stored:
+        secret = _existing_secret(admin, spec.get("name") if isinstance(spec, dict) else None)
     entry, login = _read(spec, secret, None)
     if admin.registry.get(entry.name):
         raise ConfigurationError(f"connection {entry.name!r} exists already; use update")
@@ -60,7 +66,8 @@ def add(admin: Admin, spec: Any, secret: Any, enable: bool = False) -> Connectio
         _must_pass(admin, entry, login)
     _may_write_secret(admin, entry.name)
     claimed = admin.registry.put(entry.model_copy(update={"enabled": False}))
-    _write_secret(admin, entry.name, secret)
+    if not stored:
+        _write_secret(admin, entry.name, secret)
     return admin.registry.put(claimed.model_copy(update={"enabled": True})) if enable else claimed
 
 
@@ -252,6 +259,23 @@ def _stored_login(admin: Admin, entry: ConnectionEntry) -> AnyConnection:
     except json.JSONDecodeError:
         raise ConfigurationError(f"secret of connection {entry.name!r} is not valid JSON") from None
     return parse_secret(entry.name, value, entry)
+
+
+def _existing_secret(admin: Admin, name: Any) -> Any:
+    """The login of a connection whose secret was made beforehand, for this stack."""
+    if not is_connection_name(name):
+        raise ConfigurationError(f"a connection file must name the connection (got {str(name)[:64]!r})")
+    try:
+        _must_own(admin, name)
+        text = admin.secrets.get_secret_value(SecretId=admin.secret_id(name))["SecretString"]
+    except admin.secrets.exceptions.ResourceNotFoundException:
+        raise ConfigurationError(
+            f"no secret {admin.secret_id(name)!r}: give --secret-file, or create it first"
+        ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise ConfigurationError(f"secret {admin.secret_id(name)!r} is not valid JSON") from None
 
 
 def _must_pass(admin: Admin, entry: ConnectionEntry, login: AnyConnection) -> None:
