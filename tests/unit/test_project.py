@@ -46,6 +46,36 @@ def test_the_layer_is_built_from_a_lock_with_hashes_that_agrees_with_its_require
     )
 
 
+def test_the_layer_leaves_boto3_and_botocore_to_the_runtime() -> None:
+    """The X-Ray SDK asks for botocore; a copy in the layer would shadow the runtime's, which
+    its boto3 was built with."""
+    locked = pins((ROOT / "layers/connectwise/requirements.lock").read_text().splitlines())
+    assert "aws-xray-sdk" in locked and not {"boto3", "botocore"} & set(locked)
+    assert "--no-deps" in (ROOT / "layers/connectwise/Makefile").read_text()
+
+
+def test_every_function_logs_json_to_its_own_log_group_with_retention_and_alarms() -> None:
+    template = load_template()
+    function_globals = template["Globals"]["Function"]
+    assert function_globals["LoggingConfig"] == {"LogFormat": "JSON"}
+    assert function_globals["Tracing"] == {"Ref": "TracingMode"}
+    on_failure = function_globals["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]
+    assert on_failure == {"Type": "SQS", "Destination": {"Fn::GetAtt": ["FailedRunsQueue", "Arn"]}}
+    resources = template["Resources"]
+    functions = [name for name, r in resources.items() if r["Type"] == "AWS::Serverless::Function"]
+    assert len(functions) >= 12
+    for name in functions:
+        stem = name.removesuffix("Function")
+        group = resources[stem + "LogGroup"]
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        assert resources[name]["Properties"]["LoggingConfig"]["LogGroup"] in (
+            {"Ref": stem + "LogGroup"},
+            {"Fn::Sub": "${" + stem + "LogGroup}"},
+        ), name
+        for alarm in ("ErrorsAlarm", "ThrottlesAlarm"):
+            assert resources[stem + alarm]["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
 def test_every_queue_refuses_requests_without_tls() -> None:
     resources = load_template()["Resources"]
     queues = {name for name, r in resources.items() if r["Type"] == "AWS::SQS::Queue"}

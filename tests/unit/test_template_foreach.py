@@ -51,6 +51,9 @@ def test_the_loop_gives_the_five_functions_as_they_were_written_out(written_out:
         described = now["Properties"].pop("Description")
         then["Properties"].pop("Description")
         assert "Events" not in now["Properties"] and then["Properties"].pop("Events")
+        # Since issue 15 each logs to its own log group (Fn::ForEach::Operations makes it).
+        stem = logical_id.removesuffix("Function")
+        assert now["Properties"].pop("LoggingConfig") == {"LogGroup": {"Fn::Sub": "${" + stem + "LogGroup}"}}
         policies = now["Properties"].pop("Policies")
         then["Properties"].pop("Policies")
         granted = {a for s in policies[0]["Statement"] for a in s["Action"]}

@@ -19,8 +19,8 @@ from tasks.connections.checks import Check, check_connection
 from tasks.connections.jobs import check_jobs
 from tasks.platform.errors import ConfigurationError
 from tasks.platform.registry import ConnectionEntry, Registry, parse_entry
-from tasks.platform.runs import Runs
 from tasks.platform.requests import is_connection_name
+from tasks.platform.runs import Runs
 from tasks.platform.secrets import parse_secret, site_of
 
 BOOKKEEPING = ("version", "updated_at", "enabled")  # kept by the registry, not set by a file
