@@ -1210,8 +1210,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=("payments", "rate-budget", "rest-export", "gl-stream", "connections"),
+        choices=("payments", "rate-budget", "rest-export", "gl-stream", "connections", "cold-start"),
         help="run one benchmark",
+    )
+    parser.add_argument(
+        "--cold-runs", type=int, default=7, help="cold-start: fresh processes per case, median taken (default 7)"
     )
     parser.add_argument(
         "--self-check",
@@ -1249,6 +1252,10 @@ def main(argv: list[str] | None = None) -> int:
         bench_gl_stream(sizes(args.gl_invoices), args.gl_runs)
     if args.only in (None, "connections"):
         bench_connections(args.connections, args.environments)
+    if args.only in (None, "cold-start"):
+        from scripts.bench_cold import bench_cold_start
+
+        bench_cold_start(args.cold_runs)
     return 0
 
 

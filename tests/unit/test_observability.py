@@ -3,6 +3,9 @@ handler ends; every log line carries a correlation id from its trigger."""
 
 import io
 import json
+import os
+import subprocess
+import sys
 import threading
 from types import SimpleNamespace
 from typing import Any
@@ -11,6 +14,7 @@ import pytest
 from aws_lambda_powertools.metrics import MetricUnit
 
 from tasks.platform.observability import count, entry_point, logger, record
+from tests.conftest import ROOT
 
 CONTEXT = SimpleNamespace(
     function_name="fn",
@@ -120,3 +124,29 @@ def test_every_log_line_carries_the_triggers_correlation_id(event: dict[str, Any
         logger.registered_handler.setStream(previous)
     lines = [json.loads(line) for line in stream.getvalue().splitlines() if '"working"' in line]
     assert lines and lines[0]["correlation_id"] == expected and lines[0]["task"] == "download_gl_batch"
+
+
+@pytest.mark.parametrize("tracing", [True, False])
+def test_a_handler_runs_traced_inside_lambda_and_never_loads_the_xray_sdk_untraced(tracing: bool) -> None:
+    """Inside Lambda (LAMBDA_TASK_ROOT) with tracing on, the handler is traced (the X-Ray SDK
+    sends to the daemon's loopback address, whether or not one listens); with it off, the SDK is
+    never imported: it costs the cold start about 0.2 s."""
+    probe = (
+        "import json, sys\n"
+        "from types import SimpleNamespace\n"
+        "from tasks.platform.observability import entry_point, tracer\n"
+        "handler = entry_point('download_gl_batch')(lambda event, context: {'traced': tracer is not None})\n"
+        "context = SimpleNamespace(function_name='fn', memory_limit_in_mb=128, aws_request_id='r1',\n"
+        "                          invoked_function_arn='arn:aws:lambda:us-east-1:1:function:fn')\n"
+        "print(json.dumps(handler({'id': 'e1'}, context) | {'sdk': 'aws_xray_sdk.core' in sys.modules}))\n"
+    )
+    env = os.environ | {
+        "PYTHONPATH": f"{ROOT / 'layers/connectwise'}:{ROOT}",
+        "LAMBDA_TASK_ROOT": str(ROOT / "functions/download_gl_batch"),
+        "POWERTOOLS_TRACE_DISABLED": "false" if tracing else "true",
+        "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+        "AWS_REGION": "us-east-1",
+    }
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"traced": tracing, "sdk": tracing}
