@@ -150,3 +150,29 @@ def test_a_handler_runs_traced_inside_lambda_and_never_loads_the_xray_sdk_untrac
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"traced": tracing, "sdk": tracing}
+
+
+def test_metrics_that_cannot_be_published_never_fail_the_invocation(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed invocation is retried (an SQS batch settled again): its metrics must not cause one."""
+
+    @entry_point("upload_invoice_payments")
+    def handler(event: Any, context: Any) -> str:
+        count("PaymentAmountApplied", float("inf"), "acme", MetricUnit.NoUnit)  # skipped
+        count("PaymentsApplied", 1, "acme")
+        count("Bad Metric", 1, "globex")
+        return "settled"
+
+    def refuse(self: Any, connection: str | None, metrics: Any) -> None:
+        if connection == "globex":
+            raise ValueError("cannot serialize")
+        original(self, connection, metrics)
+
+    from tasks.platform.observability import Meter
+
+    original = Meter._write
+    monkeypatch.setattr(Meter, "_write", refuse)
+    assert handler({}, CONTEXT) == "settled"
+    (doc,) = documents(capsys.readouterr().out)
+    assert doc["PaymentsApplied"] == [1.0] and "PaymentAmountApplied" not in doc

@@ -5,6 +5,7 @@ every handler wears (`entry_point`)."""
 
 import json
 import logging
+import math
 import os
 import threading
 import warnings
@@ -76,7 +77,10 @@ class Meter:
         for connection, metrics in groups.items():
             longest = max(len(found) for _, _, found in metrics)
             for start in range(0, longest, MAX_VALUES):
-                self._write(connection, [(n, u, v[start : start + MAX_VALUES]) for n, u, v in metrics])
+                try:
+                    self._write(connection, [(n, u, v[start : start + MAX_VALUES]) for n, u, v in metrics])
+                except Exception:  # never fail (and so retry) an invocation for its metrics
+                    logger.exception("metrics not published", extra={"connection": connection})
 
     def _write(self, connection: str | None, metrics: list[tuple[str, str, list[float]]]) -> None:
         emf = AmazonCloudWatchEMFProvider(service=SERVICE)  # the namespace: the function's environment
@@ -88,7 +92,8 @@ class Meter:
                 emf.add_metadata("connection", connection)  # for Logs Insights, not a billed series
         for name, unit, found in metrics:
             for value in found:
-                emf.add_metric(name=name, unit=unit, value=value)
+                if math.isfinite(value):  # an amount beyond a double is not a metric
+                    emf.add_metric(name=name, unit=unit, value=value)
         if emf.metric_set:
             print(json.dumps(emf.serialize_metric_set(), separators=(",", ":")))
 
