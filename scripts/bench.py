@@ -1214,7 +1214,10 @@ def main(argv: list[str] | None = None) -> int:
         help="run one benchmark",
     )
     parser.add_argument(
-        "--cold-runs", type=int, default=7, help="cold-start: fresh processes per case, median taken (default 7)"
+        "--cold-runs",
+        type=int,
+        default=7,
+        help="cold-start: fresh processes per case, median taken (default 7)",
     )
     parser.add_argument(
         "--self-check",

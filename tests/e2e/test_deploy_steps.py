@@ -59,10 +59,10 @@ def test_the_deploy_walkthrough_runs_as_written(
         "AWS_ENDPOINT_URL": moto_endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,  # as the prerequisites ask (not AWS_REGION)
         "PYTHONPATH": f"{ROOT / 'layers/connectwise'}:{ROOT}",
     }
+    env.pop("AWS_REGION", None)
     (tmp_path / "samconfig.toml").write_text(f'[default.deploy.parameters]\nstack_name = "{STACK}"\n')
     # `make admin ARGS="..."` as the Makefile runs it, here in the reader's folder.
     shim = f'make() {{ [ "$1" = admin ] || return 9; {sys.executable} -m tasks.admin ${{2#ARGS=}}; }}\n'

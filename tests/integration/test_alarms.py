@@ -62,7 +62,9 @@ def breaches(alarm: dict[str, Any], documents: list[dict[str, Any]]) -> bool:
 
 
 def queue_depth(env: LocalEnvironment, alarm: dict[str, Any]) -> int:
-    assert alarm["Namespace"] == "AWS/SQS" and alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    """Messages in the queue the alarm watches (waiting, or sent there: nothing reads them)."""
+    assert alarm["Namespace"] == "AWS/SQS"
+    assert alarm["MetricName"] in ("ApproximateNumberOfMessagesVisible", "NumberOfMessagesSent")
     (dimension,) = alarm["Dimensions"]
     url = next(u for u in env.stack.physical.values() if str(u).endswith("/" + dimension["Value"]))
     attributes = env.stack.client("sqs").get_queue_attributes(

@@ -99,7 +99,10 @@ def _held(request: DownloadRequest, holders: list[Any], services: Services) -> d
     announced, blocked = [], []
     for batch_id in batch_ids:
         record = services.ledger.get(request.connection, batch_id)
-        if record is None:
+        if record is None:  # a claim naming a batch never recorded: nothing may hand its kinds out
+            blocked.append(
+                {"batch_id": batch_id, "status": "unrecorded", "error": "the ledger has no such batch"}
+            )
             continue
         if record.status == FAILED or record.adopted:  # an adopted batch was never handed out here
             blocked.append({"batch_id": batch_id, "status": record.status, "error": record.error})
@@ -129,12 +132,7 @@ def _held(request: DownloadRequest, holders: list[Any], services: Services) -> d
             )
             + ": re-send its confirmation or abandon it (docs/operations.md#a-blocked-gl-download)"
         )
-    return {
-        "status": "reannounced" if announced else "blocked",
-        "connection": request.connection,
-        "batch_ids": announced,
-        "blocked": blocked,
-    }
+    return {"status": "reannounced", "connection": request.connection, "batch_ids": announced}
 
 
 def _write_batch(

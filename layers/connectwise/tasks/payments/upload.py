@@ -61,7 +61,7 @@ def upload_invoice_payments(
 def _count_outcomes(outcomes: list[PaymentOutcome], services: Services) -> None:
     """The metrics of the settled payments, per registered connection (a name a sender made up
     is counted without one: it must not make a metric series of its own)."""
-    known = {c: services.entry(c) is not None for c in {o.connection for o in outcomes} if c}
+    known = {c: _registered(c, services) for c in {o.connection for o in outcomes} if c}
     for outcome in outcomes:
         connection = outcome.connection if known.get(outcome.connection) else None
         metric = OUTCOME_METRICS.get(outcome.status)
@@ -72,6 +72,15 @@ def _count_outcomes(outcomes: list[PaymentOutcome], services: Services) -> None:
             services.count("PaymentAmountApplied", amount, connection, MetricUnit.NoUnit)
             if Decimal(outcome.overage) > 0:
                 services.count("PaymentOverages", 1, connection)
+
+
+def _registered(connection: str, services: Services) -> bool:
+    """Whether a connection is in the registry; a failed read counts the metrics without it: the
+    payments are settled, and a raise now would settle the batch again."""
+    try:
+        return services.entry(connection) is not None
+    except Exception:
+        return False
 
 
 def _routing(record: SqsRecordModel) -> tuple[str | None, str | None]:
