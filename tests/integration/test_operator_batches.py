@@ -11,6 +11,7 @@ import pytest
 from scripts.harness import LocalEnvironment, admin_for, job_event, reconcile
 from scripts.lambda_local import invoke, poll_sqs
 from tasks.admin.commands import set_enabled, update
+from tasks.connections.schedules import schedule_name
 from tasks.platform.batch_ledger import BatchRecord
 from tests.integration.test_gl_life_cycle import confirm, download, ledger_items
 
@@ -32,7 +33,7 @@ class LocalLambda:
     def __init__(self, env: LocalEnvironment) -> None:
         self.env, self.calls = env, []  # type: ignore[var-annotated]
 
-    def invoke(self, FunctionName: str, InvocationType: str, Payload: bytes) -> dict[str, Any]:  # noqa: N803
+    def invoke(self, FunctionName: str, InvocationType: str, Payload: bytes) -> dict[str, Any]:
         self.calls.append((FunctionName, InvocationType, Payload))
         function = next(lid for lid, arn in self.env.stack.arns.items() if arn == FunctionName)
         invoke(self.env.stack, function, json.loads(Payload))
@@ -210,7 +211,12 @@ def test_run_invokes_the_jobs_function_with_exactly_its_schedules_input(
     started = shown(capsys)
     assert started["status"] == "started" and started["function"] == env.stack.arns["DownloadGLBatchFunction"]
     [(function, kind, payload)] = lambdas.calls
-    assert kind == "Event" and json.loads(payload) == job_event(env.stack, "main", "nightly-gl")
+    schedule = env.stack.client("scheduler").get_schedule(
+        GroupName=env.stack.physical["JobSchedules"], Name=schedule_name("main", "nightly-gl")
+    )
+    assert function == started["function"] and kind == "Event"
+    assert payload == schedule["Target"]["Input"].encode()  # byte for byte
+    assert json.loads(payload) == job_event(env.stack, "main", "nightly-gl")
     assert [pk for pk in ledger_items(env) if pk.startswith("batch#main#")]  # the download ran
     runs = admin_for(env.stack).runs.last("main", ["nightly-gl"])
     assert runs["nightly-gl"].outcome == "succeeded"
