@@ -181,7 +181,7 @@ def _resources(args: argparse.Namespace, needed: Sequence[str]) -> dict[str, str
     missing = [OUTPUTS[key] for key in needed if key not in given and OUTPUTS[key] not in outputs]
     if missing:
         raise ConfigurationError(
-            f"stack {stack!r} has no output {', '.join(missing)} (deployed from an older template? deploy again)"
+            f"stack {stack!r} has no output {', '.join(missing)} (deployed before connections were data?)"
         )
     return {key: given.get(key) or outputs[OUTPUTS[key]] for key in needed}
 
