@@ -260,3 +260,31 @@ def test_bad_dlq_input_is_refused_and_changes_nothing(env: LocalEnvironment, cap
             in capsys.readouterr().err
         )
     assert [m["MessageId"] for m in queued(env, "SchedulerDeadLetterQueue")] == [message_id]
+
+
+def test_a_job_missed_twice_is_run_once_and_both_letters_deleted(
+    env: LocalEnvironment, capsys: Any, lambdas: LocalLambda
+) -> None:
+    run = json.dumps(job_event(env.stack, "main", "nightly-gl"))
+    scheduler_letter(env, run)
+    scheduler_letter(env, run, error="Lambda throttled again")
+    capsys.readouterr()
+    assert cli(env, "--json", "dlq", "replay", "scheduler", "--all") == 0
+    assert [r["status"] for r in shown(capsys)] == ["replayed", "replayed"]
+    assert len(lambdas.calls) == 1 and queued(env, "SchedulerDeadLetterQueue") == []
+
+
+def test_a_send_aws_refuses_keeps_the_message_and_says_so(
+    env: LocalEnvironment, capsys: Any, sandbox: SandboxServer
+) -> None:
+    set_enabled(admin_for(env.stack), "main", False)
+    send(env, payment(sandbox.accounting.site.invoices[0].number, "1.00", "PAY-Z"))
+    deliver(env)
+    set_enabled(admin_for(env.stack), "main", True, check=False)
+    a_minute_passes(env)
+    [row] = listed(env, capsys, "payments")
+    gone = env.stack.physical["PaymentsQueue"] + "-deleted"
+    assert cli(env, "--payments-queue", gone, "--json", "dlq", "replay", "payments", "--all") == 1
+    [failed] = shown(capsys)
+    assert failed["status"] == "failed" and "NonExistentQueue" in failed["reason"]
+    assert kept(listed(env, capsys, "payments")) == kept([row])

@@ -177,12 +177,16 @@ def replay(ops: Operations, queue: str, message_id: str | None) -> list[dict[str
         else:
             holding.read(SCAN_LIMIT)
             letters = sorted(holding.letters.values(), key=lambda letter: letter.sent_at)
+        runs: dict[tuple[str, str], str] = {}  # the jobs this command ran: each once
         for letter in letters:
             try:
-                done = _replay(ops, queue, letter)
+                done = _replay(ops, queue, letter, runs)
             except ConfigurationError as exc:
                 results.append({"message_id": letter.message_id, "status": "refused", "reason": exc.message})
                 continue
+            except ClientError as exc:  # AWS refused the send (or the run): the rest would fare no better
+                results.append({"message_id": letter.message_id, "status": "failed", "reason": str(exc)})
+                break
             replayed = {"message_id": letter.message_id, "status": "replayed"} | done
             try:
                 holding.delete(letter)
@@ -194,11 +198,12 @@ def replay(ops: Operations, queue: str, message_id: str | None) -> list[dict[str
     return results
 
 
-def _replay(ops: Operations, queue: str, letter: Letter) -> dict[str, Any]:
+def _replay(ops: Operations, queue: str, letter: Letter, runs: dict[tuple[str, str], str]) -> dict[str, Any]:
     if queue == "scheduler":
         connection, job = _job_of(letter)
-        started = run_job(ops, connection, job)
-        return {"connection": connection, "job": job, "function": started["function"]}
+        if (connection, job) not in runs:  # a job missed twice is run once
+            runs[connection, job] = run_job(ops, connection, job)["function"]
+        return {"connection": connection, "job": job, "function": runs[connection, job]}
     connection = _may_send_again(queue, letter)
     if connection:
         _served(ops, connection)
@@ -315,4 +320,7 @@ def _epoch(text: str) -> float:
 
 
 def _utc(at: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+    try:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+    except (OverflowError, OSError, ValueError):  # an item edited by hand: shown as it is
+        return str(at)

@@ -241,4 +241,7 @@ def enabled_job(ops: Operations, connection: str, job_id: str) -> tuple[Connecti
 
 
 def _utc(at: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+    try:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+    except (OverflowError, OSError, ValueError):  # an item edited by hand: shown as it is
+        return str(at)
