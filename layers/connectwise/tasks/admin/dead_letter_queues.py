@@ -18,6 +18,7 @@ Messages the runbook says are refused again as they are (refused for their conne
 confirmation its batch can never take) are not replayed: the refusal says why and what to do.
 """
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -128,13 +129,18 @@ class Held:
     def release(self) -> None:
         kept = [letter for letter in self.letters.values() if letter.message_id not in self.deleted]
         for start in range(0, len(kept), 10):
-            self.sqs.change_message_visibility_batch(  # a receipt gone stale: it shows again anyway
-                QueueUrl=self.url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": letter.receipt, "VisibilityTimeout": 0}
-                    for i, letter in enumerate(kept[start : start + 10])
-                ],
-            )
+            # Refused (a receipt gone stale): the message shows again when its hold runs out anyway.
+            with contextlib.suppress(ClientError):
+                self._show_again(kept[start : start + 10])
+
+    def _show_again(self, letters: list[Letter]) -> None:
+        self.sqs.change_message_visibility_batch(
+            QueueUrl=self.url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": letter.receipt, "VisibilityTimeout": 0}
+                for i, letter in enumerate(letters)
+            ],
+        )
 
 
 @contextmanager
