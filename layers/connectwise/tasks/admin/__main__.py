@@ -1,5 +1,6 @@
 """python -m tasks.admin: add, update, enable, disable, remove, list and validate the stack's
-ConnectWise connections, and reconcile their schedules.
+ConnectWise connections, and reconcile their schedules; list, show and abandon GL batches, read,
+replay and delete dead letters, and run a job now (`VERB --help` says more of each).
 
 The stack's resources are read from its CloudFormation outputs (--stack, default the stack name
 in samconfig.toml), or given one by one. Credentials come from a file and go to Secrets Manager
@@ -11,12 +12,14 @@ import json
 import re
 import sys
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import boto3
 
 from tasks.admin.commands import Admin, ChecksFailed, add, listing, remove, set_enabled, update, validate
+from tasks.admin.verbs import OPERATOR_VERBS, add_operator_verbs, run_operator_verb
 from tasks.platform.errors import ConfigurationError
 from tasks.platform.registry import Registry
 from tasks.platform.runs import Runs
@@ -27,7 +30,14 @@ OUTPUTS = {  # option -> the stack output it defaults to
     "ledger_table": "LedgerTableName",
     "secret_prefix": "SecretPrefix",
     "reconciler": "ReconcileSchedulesFunctionName",
+    "schedule_group": "ScheduleGroupName",
+    "confirmation_queue": "ConfirmationQueueUrl",
+    "confirmation_dlq": "ConfirmationDeadLetterQueueUrl",
+    "payments_queue": "PaymentsQueueUrl",
+    "payments_dlq": "PaymentsDeadLetterQueueUrl",
+    "scheduler_dlq": "SchedulerDeadLetterQueueUrl",
 }
+CONNECTIONS = ("registry_table", "ledger_table", "secret_prefix")  # what the connection verbs read
 
 
 def parser() -> argparse.ArgumentParser:
@@ -41,6 +51,8 @@ def parser() -> argparse.ArgumentParser:
     main.add_argument("--ledger-table", help="instead of the stack's LedgerTableName output")
     main.add_argument("--secret-prefix", help="instead of the stack's SecretPrefix output")
     main.add_argument("--reconciler", help="instead of the stack's ReconcileSchedulesFunctionName output")
+    for option, output in list(OUTPUTS.items())[4:]:
+        main.add_argument(f"--{option.replace('_', '-')}", help=f"instead of the stack's {output} output")
     main.add_argument("--json", action="store_true", help="print JSON instead of text")
     verbs = main.add_subparsers(dest="verb", required=True, metavar="VERB")
 
@@ -79,13 +91,18 @@ def parser() -> argparse.ArgumentParser:
 
     v = verbs.add_parser("reconcile", help="make the schedules as the registry says now (all, or the named)")
     v.add_argument("names", nargs="*")
+    add_operator_verbs(verbs)
     return main
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        resources = _resources(args)
+        if args.verb in OPERATOR_VERBS:
+            return run_operator_verb(args, lambda needed: _resources(args, needed))
+        resources = _resources(
+            args, (*CONNECTIONS, "reconciler") if args.verb == "reconcile" else CONNECTIONS
+        )
         admin = Admin(
             Registry(boto3.client("dynamodb"), resources["registry_table"]),
             boto3.client("secretsmanager"),
@@ -152,13 +169,14 @@ def _run(args: argparse.Namespace, admin: Admin, resources: dict[str, str]) -> i
     return 0
 
 
-def _resources(args: argparse.Namespace) -> dict[str, str]:
-    given = {key: getattr(args, key) for key in OUTPUTS if getattr(args, key) is not None}
+def _resources(args: argparse.Namespace, needed: Sequence[str]) -> dict[str, str]:
+    """The `needed` resources: given as options, else read from the stack's outputs."""
+    given = {key: getattr(args, key) for key in needed if getattr(args, key) is not None}
     if "secret_prefix" in given and not re.fullmatch(SECRET_PREFIX_PATTERN, given["secret_prefix"]):
         raise ConfigurationError(
             "--secret-prefix must be one or more segments each ending in / (connectwise/)"
         )
-    if len(given) == len(OUTPUTS):
+    if len(given) == len(needed):
         return given
     stack = args.stack or _samconfig_stack()
     try:
@@ -166,12 +184,12 @@ def _resources(args: argparse.Namespace) -> dict[str, str]:
     except Exception as exc:
         raise ConfigurationError(f"cannot read the outputs of stack {stack!r}: {exc}") from None
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
-    missing = [name for key, name in OUTPUTS.items() if key not in given and name not in outputs]
+    missing = [OUTPUTS[key] for key in needed if key not in given and OUTPUTS[key] not in outputs]
     if missing:
         raise ConfigurationError(
             f"stack {stack!r} has no output {', '.join(missing)} (deployed before connections were data?)"
         )
-    return {key: given.get(key) or outputs[name] for key, name in OUTPUTS.items()}
+    return {key: given.get(key) or outputs[OUTPUTS[key]] for key in needed}
 
 
 def _samconfig_stack() -> str:
