@@ -24,6 +24,7 @@ STACK_OPTIONS = {  # option -> the local stack's resource it names
     "--payments-queue": "PaymentsQueue",
     "--payments-dlq": "PaymentsDeadLetterQueue",
     "--scheduler-dlq": "SchedulerDeadLetterQueue",
+    "--failed-runs": "FailedRunsQueue",
 }
 
 
@@ -59,7 +60,9 @@ def cli(env: LocalEnvironment, *args: str) -> int:
 
 
 def shown(capsys: Any) -> Any:
-    return json.loads(capsys.readouterr().out)
+    """What the command printed (a function it ran locally prints its metrics lines too)."""
+    out = "\n".join(line for line in capsys.readouterr().out.splitlines() if not line.startswith('{"_aws"'))
+    return json.loads(out)
 
 
 def queued(env: LocalEnvironment, queue: str) -> list[dict[str, Any]]:

@@ -288,3 +288,47 @@ def test_a_send_aws_refuses_keeps_the_message_and_says_so(
     [failed] = shown(capsys)
     assert failed["status"] == "failed" and "NonExistentQueue" in failed["reason"]
     assert kept(listed(env, capsys, "payments")) == kept([row])
+
+
+def test_a_run_that_failed_three_times_is_listed_with_its_error_and_replayed_as_a_run_once_fixed(
+    env: LocalEnvironment, capsys: Any, lambdas: LocalLambda
+) -> None:
+    from scripts.lambda_local import cold_start, invoke_async
+
+    run = job_event(env.stack, "main", "nightly-gl")
+    set_enabled(admin_for(env.stack), "main", False)
+    cold_start()
+    with pytest.raises(Exception, match="disabled"):
+        invoke_async(env.stack, "DownloadGLBatchFunction", run)  # Lambda's record goes to FailedRunsQueue
+    [row] = listed(env, capsys, "failed-runs")
+    assert "is disabled in the connection registry" in row["error"]
+    assert cli(env, "dlq", "replay", "failed-runs", row["message_id"]) == 1  # still disabled: refused
+    assert len(queued(env, "FailedRunsQueue")) == 1 and lambdas.calls == []
+    set_enabled(admin_for(env.stack), "main", True, check=False)
+    a_minute_passes(env)
+    capsys.readouterr()
+    assert cli(env, "--json", "dlq", "replay", "failed-runs", row["message_id"]) == 0
+    [(_, kind, payload)] = lambdas.calls
+    assert kind == "Event" and json.loads(payload) == run
+    assert queued(env, "FailedRunsQueue") == []
+
+
+def test_a_failed_event_that_is_no_jobs_run_is_not_replayed(
+    env: LocalEnvironment, capsys: Any, lambdas: LocalLambda
+) -> None:
+    from scripts.lambda_local import invoke_async
+
+    event = {
+        "id": "e-1",
+        "detail-type": "RecreateGLBatch",
+        "source": "connectwise.connector.requests",
+        "detail": {},
+    }
+    with pytest.raises(Exception):  # noqa: B017 - whatever the request parser says
+        invoke_async(env.stack, "RecreateGLBatchFunction", event)
+    [row] = listed(env, capsys, "failed-runs")
+    assert row["error"]
+    capsys.readouterr()
+    assert cli(env, "dlq", "replay", "failed-runs", row["message_id"]) == 1
+    assert "not a job's run" in capsys.readouterr().out and lambdas.calls == []
+    assert len(queued(env, "FailedRunsQueue")) == 1

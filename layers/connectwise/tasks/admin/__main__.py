@@ -36,6 +36,7 @@ OUTPUTS = {  # option -> the stack output it defaults to
     "payments_queue": "PaymentsQueueUrl",
     "payments_dlq": "PaymentsDeadLetterQueueUrl",
     "scheduler_dlq": "SchedulerDeadLetterQueueUrl",
+    "failed_runs": "FailedRunsQueueUrl",
 }
 CONNECTIONS = ("registry_table", "ledger_table", "secret_prefix")  # what the connection verbs read
 

@@ -40,7 +40,9 @@ QUEUES = {
     "confirmations": ("confirmation_dlq", "confirmation_queue"),
     "payments": ("payments_dlq", "payments_queue"),
     "scheduler": ("scheduler_dlq", ""),
+    "failed-runs": ("failed_runs", ""),  # Lambda's failure destination: runs that failed three times
 }
+RUNS = ("scheduler", "failed-runs")  # queues of runs, replayed by running the job again
 HOLD_SECONDS = 120  # how long a read message stays invisible if the command dies holding it
 WAIT_SECONDS = 1  # long polling: an empty short poll may miss messages, a long poll asks every server
 SCAN_LIMIT = 1000  # messages read at most to find one, or to replay them all (run again for more)
@@ -77,7 +79,7 @@ class Letter:
     def error(self) -> str:
         """Why the function refused it, or why Scheduler could not deliver it ("": SQS moved it
         there after its transient failures; their errors are in the function's log)."""
-        return self.attribute("error") or self.attribute("ERROR_MESSAGE")
+        return self.attribute("error") or self.attribute("ERROR_MESSAGE") or _failure_of(self.body)
 
     def public(self, body_chars: int | None = None) -> dict[str, Any]:
         body = (
@@ -205,7 +207,7 @@ def replay(ops: Operations, queue: str, message_id: str | None) -> list[dict[str
 
 
 def _replay(ops: Operations, queue: str, letter: Letter, runs: dict[tuple[str, str], str]) -> dict[str, Any]:
-    if queue == "scheduler":
+    if queue in RUNS:
         connection, job = _job_of(letter)
         if (connection, job) not in runs:  # a job missed twice is run once
             runs[connection, job] = run_job(ops, connection, job)["function"]
@@ -298,6 +300,16 @@ def _job_of(letter: Letter) -> tuple[str, str]:
         body = None
     run = body.get("requestPayload", body) if isinstance(body, dict) else None
     connection, job = (run.get("connection"), run.get("job")) if isinstance(run, dict) else (None, None)
+    if (
+        not (isinstance(connection, str) and isinstance(job, str))
+        and isinstance(body, dict)
+        and "requestPayload" in body
+    ):
+        raise ConfigurationError(
+            f"message {letter.message_id} is a failed invocation that is not a job's run (an event or a direct "
+            "invocation of the function in requestContext.functionArn): once fixed, invoke it again with its "
+            "requestPayload, then dlq delete it"
+        )
     if not (isinstance(connection, str) and isinstance(job, str)):
         raise ConfigurationError(
             f"message {letter.message_id} is not a job's run but a registry change the reconciler could not "
@@ -305,6 +317,17 @@ def _job_of(letter: Letter) -> tuple[str, str]:
             "dlq delete it"
         )
     return connection, job
+
+
+def _failure_of(body: str) -> str:
+    """The error of a Lambda failure destination's record (FailedRunsQueue), if it is one."""
+    try:
+        record = json.loads(body)
+    except (ValueError, RecursionError):
+        return ""
+    response = record.get("responsePayload") if isinstance(record, dict) else None
+    message = response.get("errorMessage") if isinstance(response, dict) else None
+    return str(message)[:2000] if message else ""
 
 
 def _find(holding: Held, queue: str, message_id: str) -> Letter:

@@ -32,7 +32,7 @@ so. Then `batch` shows ABANDONED and GLBatchAbandoned is published, or the messa
 confirmation DLQ with the reason (`dlq list confirmations`). A POSTED batch is never abandoned."""
 
 REPLAY_HELP = """\
-Send a dead letter back to its source queue, then delete it from the DLQ (scheduler: run its job
+Send a dead letter back to its source queue, then delete it from the DLQ (scheduler, failed-runs: run its job
 now, as `run` does, then delete it). Fix the cause first (docs/operations.md#dlq-runbook). Not
 replayed, with the reason: a message refused for its connection itself or one its batch can never
 take (refused again as it is), one whose connection is unknown or disabled, or changed less than a
@@ -68,7 +68,7 @@ def add_operator_verbs(verbs: Any) -> None:
 
     dlq_verb = verbs.add_parser("dlq", help="read, replay or delete dead letters (dlq VERB --help)")
     actions = dlq_verb.add_subparsers(dest="action", required=True, metavar="ACTION")
-    queues = {"choices": sorted(dlq.QUEUES), "help": "confirmations, payments or scheduler"}
+    queues = {"choices": sorted(dlq.QUEUES), "help": "confirmations, payments, scheduler or failed-runs"}
     v = actions.add_parser("list", help="the messages with their error and connection, left in the queue")
     v.add_argument("queue", **queues)
     v.add_argument("--limit", type=_limit, default=50, help=f"at most this many (up to {dlq.SCAN_LIMIT})")
