@@ -14,7 +14,6 @@ from scripts.harness import LocalEnvironment
 from scripts.lambda_local import invoke, poll_sqs
 from scripts.object_events import deliver, put_object
 from tasks.payments import drop
-from tasks.payments.drop import SplitUnfinishedError
 from tests.integration.test_payments import ledger
 
 FUNCTION = "SplitPaymentFileFunction"
