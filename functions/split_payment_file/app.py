@@ -9,9 +9,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from connectwise.transport import Deadline
 from tasks.payments.drop import split_payment_file
 from tasks.platform.observability import entry_point
+from tasks.platform.requests import object_created
 from tasks.runtime import payment_queue, services
 
 
 @entry_point()  # the event's id is the correlation id
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return split_payment_file(event, services(), payment_queue(), Deadline.of(context))
+    created = object_created(event)
+    return split_payment_file(created, services(), payment_queue(), Deadline.of(context))

@@ -184,7 +184,11 @@ def test_a_big_file_is_split_into_small_messages_each_payment_once(
             "not well-formed",
         ),
         ("garbage.json", b"\x00\xff garbage", "not JSON"),
-        ("garbage.xml", b"<ArrayOfUpdateInvoicePayment><UpdateInvoicePayment></Update>", "not well-formed XML"),
+        (
+            "garbage.xml",
+            b"<ArrayOfUpdateInvoicePayment><UpdateInvoicePayment></Update>",
+            "not well-formed XML",
+        ),
         ("empty.json", b"[]", "holds no payment"),
     ],
 )

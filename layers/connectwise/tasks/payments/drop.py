@@ -26,13 +26,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
-from pydantic import ValidationError
 
 from connectwise.errors import DocumentError
 from connectwise.transport import Deadline
 from tasks.payments.files import JSON, XML, FileEntry, message_body, messages, raw_entries, read_entries
 from tasks.payments.messages import RejectedPayment, payments_document
-from tasks.platform.errors import ConfigurationError, ConnectorError, InvalidRequestError, describe_validation
+from tasks.platform.errors import ConfigurationError, ConnectorError
 from tasks.platform.keys import PAYMENT_FILES, PAYMENT_RESULTS, UNKNOWN, payment_file, payment_file_results
 from tasks.platform.requests import is_connection_name
 from tasks.platform.secrets import refusal
@@ -151,13 +150,9 @@ class Progress:
             )
 
 
-def upload_of(event: Any, bucket: str) -> Upload | None:
+def upload_of(parsed: S3EventNotificationEventBridgeModel, bucket: str) -> Upload | None:
     """The upload an "Object Created" event names, or None if it is not a payment file (another
-    bucket or area, a folder); InvalidRequestError for an event of another shape."""
-    try:
-        parsed = S3EventNotificationEventBridgeModel.model_validate(event)
-    except ValidationError as exc:
-        raise InvalidRequestError(f"not an S3 Object Created event: {describe_validation(exc)}") from None
+    bucket or area, a folder)."""
     detail, key = parsed.detail, parsed.detail.object.key
     if detail.bucket.name != bucket or not key.startswith(f"{PAYMENT_FILES}/") or key.endswith("/"):
         return None
@@ -176,11 +171,11 @@ def upload_of(event: Any, bucket: str) -> Upload | None:
 
 
 def split_payment_file(
-    event: Any, services: Services, queue: PaymentQueue, deadline: Deadline
+    event: S3EventNotificationEventBridgeModel, services: Services, queue: PaymentQueue, deadline: Deadline
 ) -> dict[str, Any]:
     upload = upload_of(event, services.settings.bucket_name)
     if upload is None:
-        services.log.warning("not a payment file: ignored", extra={"key": _key_of(event)})
+        services.log.warning("not a payment file: ignored", extra={"key": event.detail.object.key[:300]})
         return {"status": "ignored"}
     services.log.append_keys(connection=upload.connection, payment_file=upload.key)
     progress = Progress(services.ledger.db, services.settings.table_name)
@@ -310,10 +305,3 @@ def _finish(split: Split, services: Services, error: str = "") -> dict[str, Any]
     return {"status": split.status, "results": folder, "files": keys} | (
         {"error": error} if error else {"queued": split.queued, "refused": split.refused}
     )
-
-
-def _key_of(event: Any) -> str:
-    try:
-        return str(event["detail"]["object"]["key"])[:300]
-    except (KeyError, TypeError):
-        return ""
