@@ -3,6 +3,7 @@ Created" event delivered by the template's EventBridge rule to split_payment_fil
 enforced), the messages delivered to upload_invoice_payments, and the results beside the file."""
 
 import json
+import re
 import threading
 from decimal import Decimal
 from typing import Any
@@ -157,7 +158,7 @@ def test_a_big_file_is_split_into_small_messages_each_payment_once(
     ids = [
         payment_id
         for m in messages
-        for payment_id in __import__("re").findall(r"<PaymentId>(BIG-\d+)</PaymentId>", m["Body"])
+        for payment_id in re.findall(r"<PaymentId>(BIG-\d+)</PaymentId>", m["Body"])
     ]
     assert sorted(ids) == sorted(e[3] for e in entries)  # each payment in one message, once
     assert max(len(m["Body"].encode()) for m in messages) < 256 * 1024
