@@ -77,9 +77,15 @@ TRANSACTION_ITEM_ACTIONS = {
 S3_PUT_OPERATIONS = frozenset({"CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"})
 
 
+# SQS's batch calls are authorized as the action of one message (there is no sqs:SendMessageBatch).
+SQS_BATCH_OPERATIONS = {"SendMessageBatch": "SendMessage", "DeleteMessageBatch": "DeleteMessage"}
+
+
 def required_actions(service: str, operation_name: str, api_params: dict[str, Any]) -> set[str]:
     if service == "s3" and operation_name in S3_PUT_OPERATIONS:
         return {"s3:PutObject"}
+    if service == "sqs" and operation_name in SQS_BATCH_OPERATIONS:
+        return {f"sqs:{SQS_BATCH_OPERATIONS[operation_name]}"}
     if operation_name in ("TransactWriteItems", "TransactGetItems"):
         return {
             f"{service}:{TRANSACTION_ITEM_ACTIONS[kind]}"

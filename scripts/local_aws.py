@@ -241,6 +241,8 @@ def _create(stack: Stack, logical_id: str, resource: dict[str, Any]) -> None:
         s3.put_public_access_block(
             Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
         )
+        if props.get("VersioningConfiguration", {}).get("Status") == "Enabled":  # each put its version
+            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
         stack.physical[logical_id] = name
         stack.arns[logical_id] = f"arn:aws:s3:::{name}"
     elif kind == "AWS::SQS::Queue":

@@ -13,6 +13,7 @@ from sandbox.server import SandboxServer
 from scripts.harness import LocalEnvironment
 from scripts.lambda_local import cold_start, fire, invoke_async, poll_sqs, scheduled
 from scripts.local_aws import _resolve, load_template
+from scripts.object_events import deliver, put_object
 from tasks.platform.errors import BatchBlockedError
 from tests.conftest import ROOT
 
@@ -167,6 +168,19 @@ def test_failed_and_capped_payments_and_unreadable_messages_raise_their_alarms(
     assert breaches(watched["PaymentsFailedAlarm"], documents)
     assert breaches(watched["PaymentOveragesAlarm"], documents)
     assert queue_depth(env, watched["PaymentsDeadLetterAlarm"]) == 1  # the unreadable message
+
+
+def test_a_payment_file_refused_whole_raises_its_alarm(
+    env: LocalEnvironment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    watched = alarms(env)
+    hostile = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><ArrayOfUpdateInvoicePayment/>'
+    capsys.readouterr()
+    event = put_object(env.stack, "payment-files/main/export.xml", hostile)
+    assert list(deliver(env.stack, event)) == ["SplitPaymentFileFunction"]
+    documents = emf(capsys.readouterr().out)
+    assert breaches(watched["PaymentFilesRefusedAlarm"], documents)
+    assert not breaches(watched["PaymentsFailedAlarm"], documents)
 
 
 def test_a_confirmation_for_an_unknown_connection_waits_in_the_dlq_its_alarm_watches(

@@ -69,15 +69,15 @@ def test_every_handler_is_thin(handler: Path) -> None:
     body = function.body
     assert len(body) == 2, "parse the event, then return one call"
     assert isinstance(body[0], ast.Assign) and isinstance(body[0].value, ast.Call)
-    assert ast.unparse(body[0].value.func) in {"parse_request", "sqs_records"}
+    assert ast.unparse(body[0].value.func) in {"parse_request", "sqs_records", "object_created"}
     assert isinstance(body[1], ast.Return) and isinstance(body[1].value, ast.Call)
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert "tasks.runtime" in imported and not any(m.startswith("boto") for m in imported)
 
 
-def test_there_are_twelve_handlers() -> None:
-    """The eleven tasks and the schedule reconciler."""
-    assert len(HANDLERS) == 12
+def test_there_are_thirteen_handlers() -> None:
+    """The eleven tasks, the schedule reconciler and the payment file split."""
+    assert len(HANDLERS) == 13
 
 
 @pytest.mark.parametrize("module", sorted(LAYER.rglob("*.py")), ids=lambda path: str(path.relative_to(LAYER)))

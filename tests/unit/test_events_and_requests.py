@@ -164,3 +164,19 @@ def test_sample_connection_files_are_what_the_admin_command_accepts(path: object
     spec = json.loads(path.read_text())  # type: ignore[attr-defined]
     entry = check_jobs(parse_entry(spec | {"backend": "rest"}, path.name))  # type: ignore[attr-defined]
     assert entry.jobs and len({job.task for job in entry.jobs}) == len(entry.jobs)
+
+
+def test_split_payment_file_event_is_an_object_created_event_of_a_payment_file() -> None:
+    from tasks.payments.drop import upload_of
+    from tasks.platform.requests import object_created
+
+    upload = upload_of(object_created(load("split_payment_file.json")), "local-outputbucket")
+    assert upload is not None and (upload.connection, upload.name, upload.form) == (
+        "main",
+        "november-payments.xml",
+        "xml",
+    )
+    assert upload.results.startswith("payment-results/main/november-payments.xml/20261130T091502Z-")
+    assert upload_of(object_created(load("split_payment_file.json")), "another-bucket") is None
+    with pytest.raises(InvalidRequestError, match="not an S3 Object Created event"):
+        object_created(load("recreate_gl_batch.json"))

@@ -28,6 +28,7 @@ from tasks.platform.watermarks import Watermarks
 
 if TYPE_CHECKING:
     from tasks.connections.schedules import Reconciler
+    from tasks.payments.drop import PaymentQueue
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
@@ -71,6 +72,17 @@ def reconciler() -> "Reconciler":
         Registry(boto3.client("dynamodb"), settings.registry_table),
         scheduler_settings(dict(os.environ)),
     )
+
+
+def payment_queue() -> "PaymentQueue":
+    """The payments queue, as the payment file split sends to it (its own function's environment);
+    imported here, so no other function loads the payment file reader."""
+    from tasks.payments.drop import PaymentQueue
+
+    url = os.environ.get("PAYMENTS_QUEUE_URL")
+    if not url:
+        raise ConfigurationError("environment variable PAYMENTS_QUEUE_URL is not set")
+    return PaymentQueue(boto3.client("sqs"), url)
 
 
 def scheduled_job(handler: Handler) -> Handler:

@@ -14,6 +14,7 @@ is rejected with its index and problem while the others in the message go ahead.
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -73,7 +74,9 @@ def parse_payment_message(body: str, connection: str | None) -> list[Payment | R
 def _parse(body: str, connection: str | None) -> list[Payment | RejectedPayment]:
     text = body.strip()
     if text.startswith("<"):
-        return [_validate(i, fields, connection) for i, fields in enumerate(_xml_payments(text.encode()))]
+        return [
+            validate_payment(i, fields, connection) for i, fields in enumerate(_xml_payments(text.encode()))
+        ]
     try:
         data = json.loads(text, parse_float=Decimal)
     except json.JSONDecodeError as exc:
@@ -85,17 +88,20 @@ def _parse(body: str, connection: str | None) -> list[Payment | RejectedPayment]
     items = data if isinstance(data, list) else [data]
     if not items:
         raise InvalidRequestError("payment message holds no payment")
-    return [
-        RejectedPayment(
-            i, {}, f"payment {i}: kind is not taken from JSON (JSON payments are individual payments)"
+    return [validate_json_payment(i, item, connection) for i, item in enumerate(items)]
+
+
+def validate_json_payment(index: int, item: Any, connection: str | None) -> Payment | RejectedPayment:
+    """A JSON payment, which is always an individual payment: it may not say its kind."""
+    if isinstance(item, dict) and "kind" in item:
+        return RejectedPayment(
+            index, {}, f"payment {index}: kind is not taken from JSON (JSON payments are individual payments)"
         )
-        if isinstance(item, dict) and "kind" in item
-        else _validate(i, item, connection)
-        for i, item in enumerate(items)
-    ]
+    return validate_payment(index, item, connection)
 
 
-def _validate(index: int, item: Any, connection: str | None) -> Payment | RejectedPayment:
+def validate_payment(index: int, item: Any, connection: str | None) -> Payment | RejectedPayment:
+    """One payment as read (a JSON object, or an XML entry's fields), or why it is refused."""
     if not isinstance(item, dict):
         return RejectedPayment(index, {}, f"payment {index}: expected an object, got {type(item).__name__}")
     fields = dict(item)
@@ -142,6 +148,12 @@ def _xml_fields(element: Element) -> dict[str, Any]:
         child = element.find(name)
         return None if child is None or child.text is None else child.text.strip()
 
+    return xml_payment_fields(text)
+
+
+def xml_payment_fields(text: Callable[[str], str | None]) -> dict[str, Any]:
+    """An `UpdateInvoicePayment`'s fields from `text(child)` (its first such child's text,
+    stripped, or None), with its kind and, for a paid-to-date entry, its content-derived id."""
     fields: dict[str, Any] = {
         "invoice_number": text("InvoiceNumber"),
         "paid_amount": text("PaidAmount"),

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from tasks.payments.messages import payments_document
 from tasks.payments.outcomes import BatchResult, PaymentOutcome
-from tasks.platform.keys import UNKNOWN, payments_prefix
+from tasks.platform.keys import UNKNOWN, payments_prefix, settled_prefix
 from tasks.platform.services import Services
 
 
@@ -34,10 +34,27 @@ def write_result_files(result: BatchResult, services: Services, request_id: str)
     return keys
 
 
-def _write(outcomes: list[PaymentOutcome], services: Services, prefix: str) -> dict[str, str]:
-    applied = [o for o in outcomes if o.status == "applied"]
+def write_file_results(
+    result: BatchResult, folders: dict[str, str], services: Services, request_id: str
+) -> dict[str, str]:
+    """The same files for the payments sent from a payment file (`folders`: message id -> the
+    upload's results folder), in its folder, so the finance team finds them beside the split's.
+    Here the success files also list the duplicates: a file uploaded again shows every payment."""
+    keys: dict[str, str] = {}
+    for folder in sorted(set(folders.values())):
+        outcomes = [o for o in result.outcomes if folders.get(o.message_id) == folder]
+        prefix = settled_prefix(folder, services.clock(), request_id)
+        for name, key in _write(outcomes, services, prefix, ("applied", "duplicate")).items():
+            keys[f"{folder}{name}"] = key
+    return keys
+
+
+def _write(
+    outcomes: list[PaymentOutcome], services: Services, prefix: str, succeeded: tuple[str, ...] = ("applied",)
+) -> dict[str, str]:
+    applied = [o for o in outcomes if o.status in succeeded]
     failed = [o for o in outcomes if o.status == "failed"]
-    overages = [o for o in applied if Decimal(o.overage) > 0]
+    overages = [o for o in applied if o.status == "applied" and Decimal(o.overage) > 0]
     fail_rows = [asdict(o) for o in failed] + [
         asdict(o) | {"status": "overage", "paid_amount": o.overage, "error": overage_warning(o)}
         for o in overages

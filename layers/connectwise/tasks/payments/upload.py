@@ -15,8 +15,9 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 
 from connectwise.transport import Deadline
 from tasks.payments.outcomes import Message, PaymentOutcome
-from tasks.payments.results import publish_outcomes, write_result_files
+from tasks.payments.results import publish_outcomes, write_file_results, write_result_files
 from tasks.payments.settle import apply_payment_messages
+from tasks.platform.keys import is_payment_file_results
 from tasks.platform.requests import is_connection_name
 from tasks.platform.services import Services
 
@@ -40,6 +41,9 @@ def upload_invoice_payments(
             "message rejected and copied to the DLQ", extra={"error": error, "message_id": message_id}
         )
     keys = write_result_files(result, services, request_id)
+    keys |= write_file_results(
+        result, {r.messageId: f for r in records if (f := file_results(r))}, services, request_id
+    )
     publish_outcomes(result, services)
 
     counts = {
@@ -81,6 +85,14 @@ def _registered(connection: str, services: Services) -> bool:
         return services.entry(connection) is not None
     except Exception:
         return False
+
+
+def file_results(record: SqsRecordModel) -> str:
+    """The results folder of the payment file the message was split from (its `payment_file`
+    attribute), if it is one of the message's own connection; else ""."""
+    attribute = record.messageAttributes.get("payment_file")
+    folder, (connection, _) = (attribute.stringValue if attribute else None) or "", connection_of(record)
+    return folder if connection and is_payment_file_results(folder, connection) else ""
 
 
 def _routing(record: SqsRecordModel) -> tuple[str | None, str | None]:

@@ -3,7 +3,11 @@
 import re
 from typing import Any, TypeVar
 
-from aws_lambda_powertools.utilities.parser.models import SqsModel, SqsRecordModel
+from aws_lambda_powertools.utilities.parser.models import (
+    S3EventNotificationEventBridgeModel,
+    SqsModel,
+    SqsRecordModel,
+)
 from pydantic import BaseModel, Field, ValidationError
 
 from tasks.platform.errors import InvalidRequestError, describe_validation
@@ -45,3 +49,11 @@ def sqs_records(event: Any) -> list[SqsRecordModel]:
         return list(SqsModel.model_validate(event).Records)
     except ValidationError as exc:
         raise InvalidRequestError(f"not an SQS event: {describe_validation(exc)}") from None
+
+
+def object_created(event: Any) -> S3EventNotificationEventBridgeModel:
+    """An S3 "Object Created" event as EventBridge delivers it, checked for its shape."""
+    try:
+        return S3EventNotificationEventBridgeModel.model_validate(event)
+    except ValidationError as exc:
+        raise InvalidRequestError(f"not an S3 Object Created event: {describe_validation(exc)}") from None
