@@ -28,6 +28,7 @@ from tasks.platform.watermarks import Watermarks
 
 if TYPE_CHECKING:
     from tasks.connections.schedules import Reconciler
+    from tasks.connections.watch import Watcher
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
@@ -70,6 +71,21 @@ def reconciler() -> "Reconciler":
         boto3.client("scheduler"),
         Registry(boto3.client("dynamodb"), settings.registry_table),
         scheduler_settings(dict(os.environ)),
+    )
+
+
+def watcher() -> "Watcher":
+    """The watcher's collaborators, from its environment (read at each run: it runs every 15
+    minutes, so a client made again costs nothing that matters)."""
+    from tasks.connections.watch import Watcher, WatchSettings
+
+    settings = Settings.from_env()
+    dynamodb = boto3.client("dynamodb")
+    return Watcher(
+        dynamodb,
+        settings.table_name,
+        Registry(dynamodb, settings.registry_table),
+        WatchSettings.from_env(os.environ),
     )
 
 
