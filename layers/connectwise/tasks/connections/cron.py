@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # Scheduler's rate(): as tasks.platform.registry accepts it.
@@ -29,8 +30,6 @@ DAYS = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]  # 1-7, as Scheduler nu
 FIRST_YEAR, LAST_YEAR = 1970, 2199
 # Feb 29 recurs within 8 years (2096 -> 2104); an expression silent for longer is "not known".
 HORIZON_YEARS = 9
-# A local time later than now's by more than any clock change (2 hours, historically) is not due.
-MAX_SHIFT = timedelta(hours=3)
 
 
 class ScheduleError(ValueError):
@@ -81,19 +80,24 @@ class Cron:
     months: tuple[int, ...]
     years: tuple[int, ...]
 
-    def local_times(self, start: date) -> Iterator[datetime]:
-        """Every local (naive) time the expression names on `start` or before, latest first."""
+    def local_times(self, latest: datetime) -> Iterator[datetime]:
+        """Every local (naive) time the expression names at or before `latest`, latest first."""
         for year in self.years:
-            if year > start.year or year < start.year - HORIZON_YEARS:
+            if year > latest.year or year < latest.year - HORIZON_YEARS:
                 continue
             for month in self.months:
-                if (year, month) > (start.year, start.month):
+                if (year, month) > (latest.year, latest.month):
                     continue
                 for day in self.days.of(year, month):
-                    if (year, month, day) > (start.year, start.month, start.day):
+                    today = (year, month, day) == (latest.year, latest.month, latest.day)
+                    if (year, month, day) > (latest.year, latest.month, latest.day):
                         continue
                     for hour in self.hours:
+                        if today and hour > latest.hour:
+                            continue
                         for minute in self.minutes:
+                            if today and hour == latest.hour and minute > latest.minute:
+                                continue
                             yield datetime(year, month, day, hour, minute)
 
 
@@ -113,11 +117,9 @@ def last_due(expression: str, time_zone: str, now: datetime) -> datetime | None:
             raise ScheduleError(f"{expression!r}: at() takes yyyy-mm-ddThh:mm:ss") from None
         return _fired(at, zone, now)
     cron = parse(expression)
-    local_now = now.astimezone(zone).replace(tzinfo=None)
-    latest_local = local_now + MAX_SHIFT
-    for local in cron.local_times(latest_local.date()):
-        if local > latest_local:
-            continue
+    # A local time later than now's has not passed at both of its instants, even just after the
+    # clocks went back (its second instant is still to come).
+    for local in cron.local_times(now.astimezone(zone).replace(tzinfo=None)):
         fired = _fired(local, zone, now)
         if fired is not None:
             return fired
@@ -142,6 +144,7 @@ def _zone(name: str) -> ZoneInfo:
         raise ScheduleError(f"unknown time zone {name!r}") from None
 
 
+@lru_cache(maxsize=4096)  # thousands of jobs share a few expressions
 def parse(expression: str) -> Cron:
     """A cron() expression, as tasks.platform.registry's schedule_problem accepts it."""
     if not (expression.startswith("cron(") and expression.endswith(")")):
