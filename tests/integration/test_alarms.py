@@ -11,11 +11,13 @@ import pytest
 from connectwise.accounting_interface.client import AccountingClient
 from sandbox.server import SandboxServer
 from scripts.harness import LocalEnvironment
-from scripts.lambda_local import cold_start, fire, invoke_async, poll_sqs, scheduled
+from scripts.lambda_local import cold_start, fire, invoke, invoke_async, poll_sqs, scheduled
 from scripts.local_aws import _resolve, load_template
 from scripts.object_events import deliver, put_object
 from tasks.platform.errors import BatchBlockedError
 from tests.conftest import ROOT
+from tests.integration.test_operator_dead_letters import a_minute_passes
+from tests.integration.test_watch_operations import open_batch, ran
 
 GL_DOWNLOAD = {"connection": "main", "kinds": ["invoices"]}
 # Alarms on what AWS itself measures of every function: Lambda counts an invocation that raised
@@ -181,6 +183,25 @@ def test_a_payment_file_refused_whole_raises_its_alarm(
     documents = emf(capsys.readouterr().out)
     assert breaches(watched["PaymentFilesRefusedAlarm"], documents)
     assert not breaches(watched["PaymentsFailedAlarm"], documents)
+
+
+def test_a_batch_left_waiting_and_a_job_that_did_not_run_raise_the_watchers_alarms(
+    env: LocalEnvironment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    watched = alarms(env)
+    invoke(env.stack, "WatchOperationsFunction", {"watch": True})
+    documents = emf(capsys.readouterr().out)
+    assert watched_values(watched["StaleGLBatchesAlarm"], documents) == [0.0]  # looked: nothing waits
+    assert not breaches(watched["StaleGLBatchesAlarm"], documents)
+
+    open_batch(env.stack, "main", "b-old", "DOWNLOADED", hours_ago=30, kinds=["invoices"])
+    # The registry entry written long ago, its nightly job's last run a failure two days ago.
+    a_minute_passes(env)
+    ran(env.stack, "main", "nightly-gl", "failed", minutes_ago=2 * 24 * 60)
+    invoke(env.stack, "WatchOperationsFunction", {"watch": True})
+    documents = emf(capsys.readouterr().out)
+    assert breaches(watched["StaleGLBatchesAlarm"], documents)
+    assert breaches(watched["OverdueJobsAlarm"], documents)
 
 
 def test_a_confirmation_for_an_unknown_connection_waits_in_the_dlq_its_alarm_watches(

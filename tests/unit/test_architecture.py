@@ -75,9 +75,9 @@ def test_every_handler_is_thin(handler: Path) -> None:
     assert "tasks.runtime" in imported and not any(m.startswith("boto") for m in imported)
 
 
-def test_there_are_thirteen_handlers() -> None:
-    """The eleven tasks, the schedule reconciler and the payment file split."""
-    assert len(HANDLERS) == 13
+def test_there_are_fourteen_handlers() -> None:
+    """The eleven tasks, the schedule reconciler, the payment file split and the watcher."""
+    assert len(HANDLERS) == 14
 
 
 @pytest.mark.parametrize("module", sorted(LAYER.rglob("*.py")), ids=lambda path: str(path.relative_to(LAYER)))

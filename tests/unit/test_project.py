@@ -1,5 +1,6 @@
 """The project's own promises: pins agree, the template says what the README says, lint passes."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -248,3 +249,19 @@ def test_the_accounting_functions_never_import_the_soap_stack(handler: str) -> N
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+def test_the_watcher_knows_each_scheduled_tasks_timeout() -> None:
+    """A job is late only after its function's last attempt: TASK_TIMEOUTS must say each task's
+    function timeout as the template sets it."""
+    from tasks.connections.jobs import TASKS
+
+    template = load_template()
+    resources = template["Resources"]
+    default = template["Globals"]["Function"]["Timeout"]
+    variables = resources["WatchOperationsFunction"]["Properties"]["Environment"]["Variables"]
+    timeouts = json.loads(variables["TASK_TIMEOUTS"])
+    assert timeouts == {
+        task: resources[function]["Properties"].get("Timeout", default)
+        for task, (_, function) in TASKS.items()
+    }

@@ -29,6 +29,7 @@ from tasks.platform.watermarks import Watermarks
 if TYPE_CHECKING:
     from tasks.connections.schedules import Reconciler
     from tasks.payments.drop import PaymentQueue
+    from tasks.connections.watch import Watcher
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
@@ -83,6 +84,21 @@ def payment_queue() -> "PaymentQueue":
     if not url:
         raise ConfigurationError("environment variable PAYMENTS_QUEUE_URL is not set")
     return PaymentQueue(boto3.client("sqs"), url)
+
+
+def watcher() -> "Watcher":
+    """The watcher's collaborators, from its environment (read at each run: it runs every 15
+    minutes, so a client made again costs nothing that matters)."""
+    from tasks.connections.watch import Watcher, WatchSettings
+
+    settings = Settings.from_env()
+    dynamodb = boto3.client("dynamodb")
+    return Watcher(
+        dynamodb,
+        settings.table_name,
+        Registry(dynamodb, settings.registry_table),
+        WatchSettings.from_env(os.environ),
+    )
 
 
 def scheduled_job(handler: Handler) -> Handler:
