@@ -19,6 +19,7 @@ from pathlib import Path
 
 from scripts.local_aws import ROOT, moto_server
 from scripts.report import (
+    print_operator_view,
     print_payments,
     print_prefixes,
     print_records,
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             print_records(result["records"])
     print_prefixes(ran["connections"], ran["mirrored"])
     print_side_by_side(side_by_side(ran["connections"]))
+    print_operator_view(ran["operator"])
     return 0
 
 

@@ -201,3 +201,34 @@ def side_by_side(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         names = " + ".join(r["connection"] for r in own)
         columns.append(full | {"connection": names, "life_cycle": life_cycle})
     return columns
+
+
+def print_operator_view(view: dict[str, Any]) -> None:
+    """The morning after, as the operator sees it (make admin ARGS="list" / "batches" / "dlq list
+    QUEUE", the watcher's metrics, the payment result files)."""
+    print('\n===== The operator\'s view (make admin ARGS="list", "batches", "dlq list QUEUE") =====')
+    print("\nLast runs")
+    for row in view["listing"]:
+        for job in row["jobs"]:
+            last = job["last_run"]
+            shown = f"{last['outcome']} at {last['finished_at']} ({last['detail']})" if last else "never run"
+            print(f"   {row['name']:<12} {job['id']:<16} {shown}")
+    print("\nGL batches")
+    counted = Counter((row["connection"], row["status"]) for row in view["batches"])
+    for (connection, status), count in sorted(counted.items()):
+        print(f"   {connection:<12} {status:<11} {count}")
+    for row in view["batches"]:
+        if row["status"] not in ("POSTED", "ABANDONED"):
+            print(
+                f"   open: {row['connection']} {row['batch_id']} {row['status']} for {row['age_seconds']} s"
+            )
+    print("\nPayments (result files)")
+    for connection, counts in sorted(view["payments"].items()):
+        print(f"   {connection:<12} " + ", ".join(f"{status} {n}" for status, n in sorted(counts.items())))
+    print("\nDead letters waiting")
+    print("   " + ", ".join(f"{queue} {n}" for queue, n in view["dead_letters"].items()))
+    watched = view["watched"]
+    print(
+        f"\nThe watcher: {len(watched['stale_batches'])} GL batch(es) waiting too long, "
+        f"{len(watched['overdue_jobs'])} job(s) overdue, {watched['connections']} connection(s) watched"
+    )

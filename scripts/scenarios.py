@@ -24,7 +24,9 @@ from scripts.harness import (
 )
 from scripts.lambda_local import cold_start, fire_schedules, invoke, poll_sqs
 from scripts.local_aws import Stack, create_stack, use_endpoint
+from tasks.admin import dead_letter_queues as dlq
 from tasks.admin.commands import add, listing
+from tasks.admin.operations import Operations, batches
 
 CENT = Decimal("0.01")
 
@@ -344,4 +346,42 @@ def run_connections(out: Path, endpoint: str) -> dict[str, Any]:
                 result["records"] = run_records_tasks(env, ran)
             results.append(result)
         mirrored = mirror_bucket(stack, out)
-    return {"connections": results, "listing": listed, "mirrored": mirrored}
+        operator = operator_view(stack, admin)
+    return {"connections": results, "listing": listed, "mirrored": mirrored, "operator": operator}
+
+
+def operator_view(stack: Stack, admin: Any) -> dict[str, Any]:
+    """What the operator's command shows at the end of the run (make admin ARGS="list",
+    "batches", "dlq list ..."), the watcher's look, and each connection's payments."""
+    ops = Operations(stack.client("dynamodb"), operator_resources(stack), stack.client("sqs"))
+    watched = invoke(stack, "WatchOperationsFunction", {"watch": True})
+    s3, bucket = stack.client("s3"), stack.physical["OutputBucket"]
+    payments: dict[str, dict[str, int]] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="payments/"):
+        for item in page.get("Contents", []):
+            key = item["Key"]
+            if key.endswith(".jsonl"):
+                rows = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()
+                for row in rows:
+                    status = json.loads(row).get("status", "")
+                    counts = payments.setdefault(key.split("/")[1], {})
+                    counts[status] = counts.get(status, 0) + 1
+    return {
+        "listing": listing(admin),
+        "batches": batches(ops),
+        "dead_letters": {queue: len(dlq.peek(ops, queue, 50)) for queue in sorted(dlq.QUEUES)},
+        "payments": payments,
+        "watched": watched,
+    }
+
+
+def operator_resources(stack: Stack) -> dict[str, str]:
+    """The stack outputs the operator's command reads, for the local stack."""
+    return {
+        "ledger_table": stack.physical["LedgerTable"],
+        "registry_table": stack.physical["ConnectionsTable"],
+        "confirmation_dlq": stack.physical["ConfirmationDeadLetterQueue"],
+        "payments_dlq": stack.physical["PaymentsDeadLetterQueue"],
+        "scheduler_dlq": stack.physical["SchedulerDeadLetterQueue"],
+        "failed_runs": stack.physical["FailedRunsQueue"],
+    }

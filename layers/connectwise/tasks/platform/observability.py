@@ -14,6 +14,7 @@ from typing import Any, Protocol, TypeVar
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
 SERVICE = "connectwise-connector"
@@ -83,6 +84,8 @@ class Meter:
                     logger.exception("metrics not published", extra={"connection": connection})
 
     def _write(self, connection: str | None, metrics: list[tuple[str, str, list[float]]]) -> None:
+        if is_metrics_disabled():  # POWERTOOLS_METRICS_DISABLED (make run, the benchmarks)
+            return
         emf = AmazonCloudWatchEMFProvider(service=SERVICE)  # the namespace: the function's environment
         emf.add_dimension("task", self.task or "unknown")
         if connection is not None:
