@@ -70,7 +70,7 @@ def payment_services(env: LocalEnvironment, backend: str) -> Services:
 
 
 @pytest.mark.slow
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(payments=payment_sets, data=st.data())
 def test_any_delivery_order_and_faults_end_with_the_capped_sum(
     payments: list[tuple[int, Decimal, int]],

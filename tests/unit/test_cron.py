@@ -270,7 +270,7 @@ def walked(expression: str, zone: str, now: datetime) -> datetime | None:
 
 
 @pytest.mark.slow
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     expression=expressions(),
     zone=st.sampled_from(ZONES),

@@ -28,8 +28,8 @@ from tasks.platform.watermarks import Watermarks
 
 if TYPE_CHECKING:
     from tasks.connections.schedules import Reconciler
-    from tasks.payments.drop import PaymentQueue
     from tasks.connections.watch import Watcher
+    from tasks.payments.drop import PaymentQueue
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
