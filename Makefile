@@ -8,10 +8,11 @@ VENV := .venv
 TOOLS := .tools
 PY := $(VENV)/bin/python
 SAM := $(TOOLS)/bin/sam
+AWSCLI := .awscli
 
 .PHONY: install run test lint build deploy bench lock clean admin
 
-install: $(VENV)/.installed $(TOOLS)/.installed
+install: $(VENV)/.installed $(TOOLS)/.installed $(AWSCLI)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +24,13 @@ $(VENV)/.installed: pyproject.toml
 $(TOOLS)/.installed: tools-requirements.txt
 	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet -r tools-requirements.txt
+	touch $@
+
+# The AWS CLI the deploy walkthrough's test runs (tests/e2e/test_deploy_steps.py): its botocore pin
+# clashes with both venvs above, so it has its own.
+$(AWSCLI)/.installed: Makefile
+	test -x $(AWSCLI)/bin/python || $(PYTHON) -m venv $(AWSCLI)
+	$(AWSCLI)/bin/python -m pip install --quiet awscli==1.46.3
 	touch $@
 
 run: install
@@ -63,4 +71,4 @@ deploy: build
 	$(SAM) deploy $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .aws-sam out
+	rm -rf $(VENV) $(TOOLS) $(AWSCLI) .aws-sam out

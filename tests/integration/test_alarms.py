@@ -17,7 +17,7 @@ from scripts.object_events import deliver, put_object
 from tasks.platform.errors import BatchBlockedError
 from tests.conftest import ROOT
 from tests.integration.test_operator_dead_letters import a_minute_passes
-from tests.integration.test_watch_operations import open_batch, ran
+from tests.integration.test_watch_operations import open_batch, ran, register
 
 GL_DOWNLOAD = {"connection": "main", "kinds": ["invoices"]}
 # Alarms on what AWS itself measures of every function: Lambda counts an invocation that raised
@@ -202,6 +202,22 @@ def test_a_batch_left_waiting_and_a_job_that_did_not_run_raise_the_watchers_alar
     documents = emf(capsys.readouterr().out)
     assert breaches(watched["StaleGLBatchesAlarm"], documents)
     assert breaches(watched["OverdueJobsAlarm"], documents)
+
+
+def test_a_job_the_watcher_cannot_judge_raises_its_alarm(
+    env: LocalEnvironment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    watched = alarms(env)
+    wraps = {
+        "id": "late",
+        "task": "list_reports",
+        "schedule": "cron(0 22-2 * * ? *)",
+        "flexible_window_minutes": 0,
+    }
+    register(env.stack, "acme", [wraps])
+    capsys.readouterr()
+    invoke(env.stack, "WatchOperationsFunction", {"watch": True})
+    assert breaches(watched["UnwatchedJobsAlarm"], emf(capsys.readouterr().out))
 
 
 def test_a_confirmation_for_an_unknown_connection_waits_in_the_dlq_its_alarm_watches(

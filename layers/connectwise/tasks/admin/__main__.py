@@ -9,6 +9,7 @@ only; they are never printed. Exit status: 0 done, 1 refused (nothing changed), 
 
 import argparse
 import json
+import os
 import re
 import sys
 import tomllib
@@ -98,6 +99,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if os.environ.get("AWS_REGION") and not os.environ.get("AWS_DEFAULT_REGION"):
+        os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"]  # boto3 reads only the latter
     try:
         if args.verb in OPERATOR_VERBS:
             return run_operator_verb(args, lambda needed: _resources(args, needed))

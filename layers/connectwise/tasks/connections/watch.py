@@ -134,8 +134,9 @@ class Watcher:
         self._batches([entry.name for entry in entries], now, findings)
         runs = Runs(self.db, self.table)
         for entry in entries:
-            if deadline.left() < RESERVE_SECONDS:
+            if deadline.left() < RESERVE_SECONDS:  # not judged is not fine: UnwatchedJobsAlarm says so
                 findings.unchecked.append(entry.name)
+                count("UnwatchedJobs", sum(1 for job in entry.jobs if job.enabled), entry.name)
                 continue
             jobs = [job for job in entry.jobs if job.enabled]
             last = runs.last(entry.name, [job.id for job in jobs]) if jobs else {}

@@ -37,6 +37,7 @@ from tasks.platform.payment_ledger import PAID_TO_DATE, PAYMENT
 XML, JSON = "xml", "json"
 FEED = 2**16  # bytes given to the XML parser at a time
 ENTRIES_PER_MESSAGE = 10  # a message's payments are retried together: keep a retry cheap
+MAX_ENTRY_CHARS = 2000  # an entry as read, as JSON: ten to a message stay far below SQS's 256 KB
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,10 @@ def read_entries(chunks: Iterable[bytes], form: str, connection: str) -> Iterato
     said: dict[tuple[str, datetime], tuple[Decimal, int]] = {}
     check = validate_payment if form == XML else validate_json_payment
     for index, fields in enumerate(raw_entries(chunks, form)):
+        size = len(json.dumps(fields, default=str))
+        if size > MAX_ENTRY_CHARS:  # sent as read: it must fit a message beside nine others
+            yield FileEntry(index, {}, _too_long(index, size))
+            continue
         payment = check(index, fields, connection)
         if isinstance(payment, Payment) and payment.kind == PAID_TO_DATE:
             instant = (payment.invoice_number.upper(), payment.date_paid.astimezone(UTC))
@@ -85,6 +90,15 @@ def read_entries(chunks: Iterable[bytes], form: str, connection: str) -> Iterato
                     "for this invoice; which one the invoice has paid is unclear, so this one is refused",
                 )
         yield FileEntry(index, fields if isinstance(fields, dict) else {}, payment)
+
+
+def _too_long(index: int, size: int) -> RejectedPayment:
+    return RejectedPayment(
+        index,
+        {},
+        f"payment {index}: the entry is {size} characters long, more than any payment needs "
+        f"({MAX_ENTRY_CHARS}: an amount or date padded out of proportion?); it is not sent",
+    )
 
 
 def message_body(entries: list[FileEntry], form: str) -> str:

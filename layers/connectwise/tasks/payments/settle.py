@@ -272,12 +272,24 @@ def _plan(state: InvoiceLedger, group: Group) -> Plan:
 
     kind = state.kind or next((e.kind for e in new.values()), None)
     currency = _invoice_currency(state, list(new.values()))
+    # Paid-to-date amounts are ordered by their date; two on one date would be ordered by
+    # arrival, which a redelivery or a late retry can turn round: the second is refused.
+    dated = {e.paid_at: e for e in state.counted if e.kind == PAID_TO_DATE}
     for entry in new.values():
         error = ""
+        same_day = dated.get(entry.paid_at) if entry.kind == PAID_TO_DATE else None
         if entry.kind != kind:
             error = MIXED[kind or PAYMENT].format(invoice=state.invoice_number)
         elif currency and entry.currency and entry.currency != currency:
             error = f"invoice {state.invoice_number} is paid in {currency}; a payment in {entry.currency} cannot be added"
+        elif same_day is not None and same_day.amount != entry.amount:
+            error = (
+                f"invoice {state.invoice_number} already has the paid-to-date amount {same_day.amount} dated "
+                f"{same_day.date_paid}; another amount with the same date cannot be put in order (a late "
+                "delivery could end either last): send the correction with its own, later DatePaid"
+            )
+        elif entry.kind == PAID_TO_DATE:
+            dated.setdefault(entry.paid_at, entry)
         if error:
             plan.refused.append(replace(entry, state=FAILED, error=error))
             plan.outcomes.append(entry_outcome("failed", state, plan.refused[-1], error=error))
