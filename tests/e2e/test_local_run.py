@@ -38,6 +38,10 @@ def test_make_run_pipeline(tmp_path: Path) -> None:
     assert "GLBatchDownloaded" in report and "GLBatchPosted" in report and "GLBatchRecreated" in report
     assert " POSTED" in report
     assert "objects under no connection's prefix: 0" in report
+    view = report[report.index("===== The operator's view") :]  # the end of the run, as make admin shows it
+    assert view.count(" POSTED      1") == 3 and "open:" not in view
+    assert "confirmations 0, failed-runs 0, payments 2, scheduler 0" in view  # the malformed payments
+    assert "The watcher: 0 GL batch(es) waiting too long, 0 job(s) overdue, 3 connection(s) watched" in view
 
     [batch_dir] = (out / "gl-batches" / "globex").iterdir()
     manifest = json.loads((batch_dir / "manifest.json").read_text())
