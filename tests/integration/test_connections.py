@@ -586,3 +586,34 @@ def test_a_remove_refused_for_another_stacks_secret_changes_nothing(env: LocalEn
     assert "DeletedDate" not in env.stack.client("secretsmanager").describe_secret(
         SecretId="connectwise/main"
     )
+
+
+def test_add_uses_a_secret_made_beforehand_only_if_this_stack_owns_it(
+    env: LocalEnvironment, tmp_path: Any, capsys: Any
+) -> None:
+    """docs/deploy.md: `aws secretsmanager create-secret ... --tags Key=connectwise:registry,...`
+    then `add` without --secret-file. A missing, untagged or other stack's secret is refused and
+    nothing is written; the owned one is used as it is (not written again)."""
+    secrets, registry = env.stack.client("secretsmanager"), admin_for(env.stack).registry
+    spec = tmp_path / "acme.json"
+    spec.write_text(json.dumps({"name": "acme", "time_zone": "UTC", "jobs": [GL_JOB]}))
+    login = json.dumps(company_login(env, "acme"))
+
+    assert run_cli(env, "add", str(spec)) == 1
+    assert "no secret 'connectwise/acme'" in capsys.readouterr().err and registry.get("acme") is None
+    secrets.create_secret(Name="connectwise/acme", SecretString=login)  # no owner tag
+    assert run_cli(env, "add", str(spec)) == 1
+    assert "belongs to no connector stack" in capsys.readouterr().err and registry.get("acme") is None
+    secrets.tag_resource(
+        SecretId="connectwise/acme", Tags=[{"Key": "connectwise:registry", "Value": "other"}]
+    )
+    assert run_cli(env, "add", str(spec)) == 1
+    assert "another stack" in capsys.readouterr().err and registry.get("acme") is None
+    owner = env.stack.physical["ConnectionsTable"]
+    secrets.tag_resource(SecretId="connectwise/acme", Tags=[{"Key": "connectwise:registry", "Value": owner}])
+    versions = secrets.list_secret_version_ids(SecretId="connectwise/acme")["Versions"]
+
+    assert run_cli(env, "add", str(spec), "--enable") == 0  # checked against ConnectWise with that login
+    entry = registry.get("acme")
+    assert entry is not None and entry.enabled and entry.site
+    assert secrets.list_secret_version_ids(SecretId="connectwise/acme")["Versions"] == versions

@@ -700,3 +700,35 @@ def test_a_retry_after_longer_than_the_invocation_can_wait_returns_the_message(
 def test_a_malformed_sqs_event_is_a_clear_error(env: LocalEnvironment, event: Any) -> None:
     with pytest.raises(InvalidRequestError, match="not an SQS event"):
         invoke(env.stack, FUNCTION, event)
+
+
+def test_a_second_paid_to_date_amount_with_the_same_date_is_refused_whatever_the_order(
+    env: LocalEnvironment, sandbox: SandboxServer
+) -> None:
+    """Two amounts for one instant could only be ordered by arrival, which a redelivery turns
+    round: the one that comes second is refused, in another batch or in the same one, and a
+    correction with a later date is applied."""
+    target = invoice(sandbox)
+
+    def paid_to_date(amount: str, day: int) -> str:
+        return (
+            "<ArrayOfUpdateInvoicePayment><UpdateInvoicePayment>"
+            f"<InvoiceNumber>{target.number}</InvoiceNumber><PaidAmount>{amount}</PaidAmount>"
+            f"<DatePaid>2026-11-{day:02d}T12:00:00+00:00</DatePaid>"
+            "</UpdateInvoicePayment></ArrayOfUpdateInvoicePayment>"
+        )
+
+    send(env, paid_to_date("150.00", 2))
+    deliver(env)
+    send(env, paid_to_date("100.00", 2))  # the superseded amount, delivered late
+    deliver(env)
+    assert target.paid_amount == Decimal("150.00")
+    send(env, paid_to_date("60.00", 4), paid_to_date("70.00", 4))  # a tie within one batch
+    deliver(env)
+    assert target.paid_amount in (Decimal("60.00"), Decimal("70.00"))
+    refused = [r for r in rows(env, "fail.jsonl") if "cannot be put in order" in r["error"]]
+    assert sorted(r["paid_amount"] for r in refused) in (["100.00", "70.00"], ["100.00", "60.00"])
+    send(env, paid_to_date("100.00", 2))  # sent again: still refused, nothing changes
+    send(env, paid_to_date("120.00", 5))  # the correction, with its own later date
+    deliver(env)
+    assert target.paid_amount == Decimal("120.00")
