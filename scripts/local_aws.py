@@ -195,6 +195,11 @@ def create_stack(endpoint: str, parameters: dict[str, str], name: str = "local")
     return stack
 
 
+def stack_outputs(stack: Stack) -> dict[str, str]:
+    """The template's outputs as the local stack would give them (what AWS would list)."""
+    return {key: str(_resolve(stack, spec["Value"])) for key, spec in load_template()["Outputs"].items()}
+
+
 def _allowed_actions(policies: list[Any]) -> frozenset[str]:
     """The IAM actions a function's inline policy statements allow (`service:Operation`)."""
     actions: set[str] = set()

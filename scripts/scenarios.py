@@ -23,8 +23,9 @@ from scripts.harness import (
     sandbox_process,
 )
 from scripts.lambda_local import cold_start, fire_schedules, invoke, poll_sqs
-from scripts.local_aws import Stack, create_stack, use_endpoint
+from scripts.local_aws import Stack, create_stack, stack_outputs, use_endpoint
 from tasks.admin import dead_letter_queues as dlq
+from tasks.admin.__main__ import OUTPUTS
 from tasks.admin.commands import add, listing
 from tasks.admin.operations import Operations, batches
 
@@ -376,12 +377,6 @@ def operator_view(stack: Stack, admin: Any) -> dict[str, Any]:
 
 
 def operator_resources(stack: Stack) -> dict[str, str]:
-    """The stack outputs the operator's command reads, for the local stack."""
-    return {
-        "ledger_table": stack.physical["LedgerTable"],
-        "registry_table": stack.physical["ConnectionsTable"],
-        "confirmation_dlq": stack.physical["ConfirmationDeadLetterQueue"],
-        "payments_dlq": stack.physical["PaymentsDeadLetterQueue"],
-        "scheduler_dlq": stack.physical["SchedulerDeadLetterQueue"],
-        "failed_runs": stack.physical["FailedRunsQueue"],
-    }
+    """What the operator's command reads from the stack's outputs, for the local stack."""
+    outputs = stack_outputs(stack)
+    return {option: outputs[name] for option, name in OUTPUTS.items() if name in outputs}

@@ -18,7 +18,7 @@ import requests
 from sandbox.server import SandboxServer
 from scripts.harness import SANDBOX_LOGINS, reconcile
 from scripts.lambda_local import cold_start, fire, poll_sqs, scheduled
-from scripts.local_aws import REGION, Stack, _resolve, create_stack, load_template, use_endpoint
+from scripts.local_aws import REGION, Stack, create_stack, stack_outputs, use_endpoint
 from tests.conftest import ROOT
 
 DOC = ROOT / "docs" / "deploy.md"
@@ -37,12 +37,8 @@ def blocks() -> list[tuple[str, str, str]]:
 def outputs_stack(stack: Stack) -> None:
     """A CloudFormation stack in moto whose outputs are the local resources' names, as a
     deployed stack's would be (the alarm topic made for real)."""
-    outputs: dict[str, Any] = {}
-    for key, spec in load_template()["Outputs"].items():
-        value = spec["Value"]
-        outputs[key] = {
-            "Value": {"Ref": "AlarmTopic"} if value == {"Ref": "AlarmTopic"} else str(_resolve(stack, value))
-        }
+    outputs: dict[str, Any] = {key: {"Value": value} for key, value in stack_outputs(stack).items()}
+    outputs["AlarmTopicArn"] = {"Value": {"Ref": "AlarmTopic"}}
     body = {"Resources": {"AlarmTopic": {"Type": "AWS::SNS::Topic"}}, "Outputs": outputs}
     stack.client("cloudformation").create_stack(StackName=STACK, TemplateBody=json.dumps(body))
 
